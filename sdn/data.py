@@ -354,7 +354,7 @@ class MeasuredRIR:
     original_length : samples in the file (at ``original_sample_rate``).
     rt60 : seconds, broadband T30 estimate of the resampled channel used for trimming (None when
         trim=False).
-    onset : sample (at ``sample_rate``) of the absolute peak, a marker of the direct sound.
+    peak_index : sample (at ``sample_rate``) of the absolute peak, a marker of the direct sound.
     scale : factor applied for unit norm (1.0 when normalize=False).
     """
 
@@ -366,7 +366,7 @@ class MeasuredRIR:
     original_sample_rate: int
     original_length: int
     rt60: float | None
-    onset: int
+    peak_index: int
     scale: float
 
     def __len__(self) -> int:
@@ -388,7 +388,7 @@ class MeasuredRIR:
             "sample_rate": self.sample_rate,
             "length": len(self),
             "rt60": self.rt60,
-            "onset": self.onset,
+            "peak_index": self.peak_index,
             "scale": self.scale,
         }
 
@@ -507,7 +507,7 @@ def load_rir(
         original_sample_rate=rate,
         original_length=int(data.shape[1]),
         rt60=rt60,
-        onset=int(np.argmax(np.abs(h))),
+        peak_index=int(np.argmax(np.abs(h))),
         scale=scale,
     )
 
