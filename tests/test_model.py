@@ -1,0 +1,353 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import sdn
+from sdn import SDN, Room, UnstableSDNError
+
+PAPER_ROOM = Room((5.46, 14.52, 3.38), (2.28, 0.96, 1.20), (3.67, 1.96, 1.20))
+SMALL_ROOM = Room((1.1, 1.4, 0.9), (0.35, 0.5, 0.4), (0.7, 0.95, 0.55))  # delays of 10-90 samples
+
+
+def randomise(model: SDN, seed: int = 0) -> SDN:
+    """Random admittances, extraction weights and distance corrections.
+
+    Admittances are matched per line (y_kl = y_lk, strongly non-isotropic) plus a small mismatch:
+    independent random admittances of log-std 0.1 already make the network unstable.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == "log_admittance":
+                sym = 0.3 * torch.randn(6, 6, generator=gen, dtype=p.dtype)
+                sym = (sym + sym.T)[~torch.eye(6, dtype=torch.bool)].reshape(6, 5)
+                p.copy_(sym + 0.02 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+            elif name == "extraction_weights":
+                p.add_(0.1 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+            elif name.endswith("_correction"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+            elif name == "wall_taps":
+                p.copy_(torch.tensor([0.55, 0.2, -0.1, 0.05, 0.02, -0.01, 0.01][: p.shape[1]], dtype=p.dtype).expand_as(p))
+                p.add_(0.02 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return model
+
+
+def dense_transfer_function(model: SDN, z: complex) -> complex:
+    """Y/X from the full 30x30 system p+ = b X + P D H S p+ (no pair elimination)."""
+    d = {k: v.detach().double().numpy() for k, v in model.distances().items()}
+    D = {k: v.detach().double().numpy() for k, v in model.delays().items()}
+    G = model.metres_per_sample
+    taps = model.wall_filters().detach().double().numpy()
+    H = np.array([sum(t * z ** (-m) for m, t in enumerate(row)) for row in taps])
+    S = model.scattering_matrices().detach().double().numpy()
+    w = model.extraction_weights.detach().double().numpy()
+    nbr = [[k for k in range(6) if k != n] for n in range(6)]
+    index = {(n, k): 5 * n + j for n in range(6) for j, k in enumerate(nbr[n])}  # wave at n from k
+    A = np.zeros((30, 30), dtype=complex)
+    b = np.zeros(30, dtype=complex)
+    for (n, k), row in index.items():
+        b[row] = G / d["source_node"][n] / 2 * z ** (-D["source_node"][n])
+        # wave at n from k = z^-D_kn H_k (S_k p_k^+)[towards n]
+        out = nbr[k].index(n)
+        for j, m in enumerate(nbr[k]):
+            A[row, index[(k, m)]] += z ** (-D["node_node"][k, n]) * H[k] * S[k][out, j]
+    p = np.linalg.solve(np.eye(30) - A, b)
+    y = G / d["direct"][0] * z ** (-D["direct"][0])
+    for n in range(6):
+        g_mic = 1 / (1 + d["node_mic"][n] / d["source_node"][n])
+        scattered = S[n] @ p[5 * n : 5 * n + 5]
+        y += g_mic * z ** (-D["node_mic"][n]) * H[n] * (w[n] @ scattered)
+    return y
+
+
+@pytest.mark.parametrize("fir_order", [0, 3])
+def test_pair_elimination_equals_dense_30x30_system(fir_order):
+    model = randomise(SDN(SMALL_ROOM, fir_order=fir_order, distance_correction=True, dtype=torch.float64))
+    z_log = torch.tensor([0.001 + 0.3j, 0.0005 + 2.1j, 0.002 + 0.0j], dtype=torch.complex128)
+    ours = model.transfer_function(z_log).detach().numpy()
+    dense = [dense_transfer_function(model, complex(np.exp(v))) for v in z_log.numpy()]
+    np.testing.assert_allclose(ours, dense, rtol=1e-10)
+
+
+def test_direct_sound_and_first_order_reflections_integer_delays():
+    room = Room((4.0, 5.0, 3.0), (1.8, 2.2, 1.3), (2.3, 2.9, 1.6))
+    model = SDN(room, integer_delays=True, alpha=0.1, dtype=torch.float64, aliasing_db=200)
+    h = model.impulse_response(1500).detach().numpy()
+    G = model.metres_per_sample
+    beta = math.sqrt(1 - 0.1)
+    D = {k: v.detach().numpy() for k, v in model.delays().items()}
+    second_order = min(
+        D["source_node"][k] + D["node_node"][k, l] + D["node_mic"][l] for k in range(6) for l in range(6) if k != l
+    )
+    expected = np.zeros_like(h)
+    expected[round(room.direct_distance / G)] += G / room.direct_distance
+    for k in range(6):
+        arrival = round(room.image_distances[k] / G)  # the rounded image-source delay, exactly
+        assert arrival < second_order
+        expected[arrival] += beta * G / room.image_distances[k]
+    early = slice(0, int(second_order))
+    np.testing.assert_allclose(h[early], expected[early], atol=1e-10 * np.abs(h).max())
+    assert np.abs(h[int(second_order) :]).max() > 0  # the network goes on after first order
+
+
+def test_fractional_delays_match_unit_circle_reference():
+    """The anti-aliased closed form (radius r > 1, n_fft = 2x) against the band-limited fractional-delay
+    system evaluated on the unit circle with a 32x longer FFT, where the IR has decayed by > 200 dB."""
+    model = SDN(PAPER_ROOM, dtype=torch.float64)
+    n, n_fft = 16000, 2**19
+    omega = 2 * math.pi * torch.arange(n_fft // 2 + 1, dtype=torch.float64) / n_fft
+    reference = torch.fft.irfft(model.transfer_function(1j * omega), n=n_fft)[:n].detach().numpy()
+    h = model.impulse_response(n).detach().numpy()
+
+    def edc_db(x):
+        e = np.cumsum(x[::-1] ** 2)[::-1]
+        return 10 * np.log10(e / e[0])
+
+    assert np.max(np.abs(h - reference)) < 1e-3 * np.abs(reference).max()
+    assert np.max(np.abs(edc_db(h) - edc_db(reference))[: n - 1000]) < 0.01
+    assert abs(int(np.argmax(np.abs(h))) - PAPER_ROOM.direct_distance / model.metres_per_sample) < 1
+
+
+@pytest.mark.parametrize("fir_order", [0, 4])
+def test_closed_form_matches_time_domain_recursion(fir_order):
+    model = randomise(
+        SDN(PAPER_ROOM, fir_order=fir_order, integer_delays=True, distance_correction=True, alpha=0.1,
+            dtype=torch.float64, aliasing_db=200),
+        seed=fir_order,
+    )
+    closed = model.impulse_response(4000)
+    recursion = model.impulse_response(4000, method="time")
+    assert torch.max(torch.abs(closed - recursion)) < 1e-8 * recursion.abs().max()
+
+
+def test_streaming_blocks_equal_one_pass():
+    model = randomise(SDN(PAPER_ROOM, fir_order=2, integer_delays=True, dtype=torch.float64))
+    x = np.random.default_rng(0).standard_normal(3000)
+    whole = sdn.TimeDomainSDN(model).process(x)
+    stream = sdn.TimeDomainSDN(model)
+    pieces = [stream.process(x[a:b]) for a, b in [(0, 1), (1, 700), (700, 701), (701, 3000)]]
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-14)
+    # and filtering equals convolution with the impulse response
+    h = model.impulse_response(3000, method="time").detach().numpy()
+    np.testing.assert_allclose(whole, np.convolve(x, h)[:3000], atol=1e-10)
+
+
+def _decay_rate_db_per_s(h: np.ndarray, fs: float) -> float:
+    edc = np.cumsum((h**2)[::-1])[::-1]
+    db = 10 * np.log10(edc / edc[0])
+    t = np.arange(len(h)) / fs
+    fit = (db < -5) & (db > -25)
+    return -np.polyfit(t[fit], db[fit], 1)[0]
+
+
+def test_lossless_walls_do_not_decay_and_decay_grows_with_absorption():
+    fs = 16000
+    lossless = SDN(PAPER_ROOM, alpha=0.0, dtype=torch.float64).impulse_response(48000).detach().numpy()
+    energy = [np.sum(lossless[a : a + 8000] ** 2) for a in (8000, 16000, 24000, 32000, 40000)]
+    assert max(energy) / min(energy) < 1.3  # no decay (and no growth) without absorption
+    rates = [_decay_rate_db_per_s(SDN(PAPER_ROOM, alpha=a, dtype=torch.float64).impulse_response(32000).detach().numpy(), fs)
+             for a in (0.05, 0.15, 0.4)]
+    assert all(np.isfinite(rates)) and rates[0] > 0
+    assert rates[0] < rates[1] < rates[2]
+
+
+def test_lossless_network_conserves_energy_in_the_recursion():
+    """Isotropic junctions and |H| = 1: the total weighted wave energy stored in the lines is constant
+    once the source has stopped injecting (a physical invariant independent of the closed form)."""
+    model = SDN(SMALL_ROOM, alpha=0.0, integer_delays=True, dtype=torch.float64)
+    renderer = sdn.TimeDomainSDN(model)
+    renderer.process(np.r_[1.0, np.zeros(renderer.memory)])  # inject, then let the source lines drain
+
+    def stored():  # energy of all waves in flight: the last D_kl samples entering each line
+        total = 0.0
+        for k in range(6):
+            for l in range(6):
+                if k != l:
+                    total += np.sum(renderer._out[k, l, -renderer.d_line[k, l]:] ** 2)
+        return total
+
+    before = stored()
+    renderer.process(np.zeros(5000))
+    assert before > 0
+    assert abs(stored() - before) < 1e-9 * before
+
+
+def test_fir_walls_start_as_scalar_walls():
+    scalar = SDN(PAPER_ROOM, alpha=0.3, dtype=torch.float64).impulse_response(2000)
+    fir = SDN(PAPER_ROOM, alpha=0.3, fir_order=6, dtype=torch.float64).impulse_response(2000)
+    torch.testing.assert_close(scalar, fir)
+
+
+def test_float32_agrees_with_float64():
+    model64 = randomise(SDN(PAPER_ROOM, fir_order=6, distance_correction=True, dtype=torch.float64))
+    model32 = SDN(PAPER_ROOM, fir_order=6, distance_correction=True)
+    model32.load_state_dict(model64.state_dict())
+    h32, h64 = model32.impulse_response(16000), model64.impulse_response(16000)
+    assert h32.dtype == torch.float32
+    assert torch.max(torch.abs(h32.double() - h64)) < 1e-4 * h64.abs().max()
+
+
+@pytest.mark.parametrize("group", ["wall_logit", "wall_taps", "log_admittance", "extraction_weights", "corrections"])
+def test_gradcheck_every_parameter_group(group):
+    fir_order = 2 if group == "wall_taps" else 0
+    model = randomise(SDN(SMALL_ROOM, fir_order=fir_order, distance_correction=True, dtype=torch.float64))
+    names = [n for n, _ in model.named_parameters() if (n.endswith("_correction") if group == "corrections" else n == group)]
+    assert names
+    params = dict(model.named_parameters())
+    inputs = tuple(params[n].detach().clone().requires_grad_(True) for n in names)
+    pulse = torch.zeros(96, dtype=torch.float64)
+    pulse[0] = 1
+
+    def call(*values):
+        return torch.func.functional_call(model, dict(zip(names, values)), (pulse,))
+
+    assert torch.autograd.gradcheck(call, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_distance_corrections_are_bounded_and_reach_the_delays():
+    model = SDN(PAPER_ROOM, distance_correction=True, dtype=torch.float64)
+    geometric = {k: v.clone() for k, v in model.distances().items()}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("_correction"):
+                p.fill_(100.0)
+    corrected = model.distances()
+    for name in geometric:
+        extra = corrected[name] - geometric[name]
+        cap = torch.clamp(geometric[name] / 2, max=0.5)
+        assert torch.all(extra <= cap + 1e-12) and torch.all(extra >= 0)
+    assert torch.allclose(corrected["node_mic"] - geometric["node_mic"], torch.full((6,), 0.5, dtype=torch.float64))
+    torch.testing.assert_close(model.delays()["direct"], corrected["direct"] / model.metres_per_sample)
+
+
+def test_batched_forward_and_seed_inference_snippet():
+    model = randomise(SDN(PAPER_ROOM, fir_order=6))
+    n = 4000
+    unit_pulse = torch.zeros(n, device=model.device, dtype=model.dtype)
+    unit_pulse[0] = 1
+    ir = model(unit_pulse)
+    torch.testing.assert_close(ir, model.impulse_response(n))
+    x = torch.randn(2, 3, n)
+    y = model(x)
+    assert y.shape == (2, 3, n)
+    for i in range(2):
+        for j in range(3):
+            torch.testing.assert_close(y[i, j], model(x[i, j]), atol=1e-6, rtol=1e-5)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = randomise(SDN(PAPER_ROOM, fir_order=6, distance_correction=True))
+    path = tmp_path / "nested" / "model.pt"
+    model.save(path)
+    assert list(path.parent.iterdir()) == [path]  # atomic: no temporary left behind
+    payload = torch.load(path, weights_only=True)  # safe loading works
+    assert payload["config"]["fir_order"] == 6
+    loaded = sdn.load(path)
+    torch.testing.assert_close(loaded.impulse_response(3000), model.impulse_response(3000), rtol=0, atol=0)
+    assert loaded.room == model.room and loaded.dtype == model.dtype
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no SDN checkpoint"):
+        sdn.load(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable SDN checkpoint"):
+        sdn.load(corrupt)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(ValueError, match="not an SDN checkpoint"):
+        sdn.load(foreign)
+
+
+def test_physical_parameters_report():
+    model = SDN(PAPER_ROOM, fir_order=6, alpha=0.02)
+    report = model.physical_parameters()
+    S = report["scattering_matrices"]
+    assert S.shape == (6, 5, 5)
+    torch.testing.assert_close(S[0], 0.4 * torch.ones(5, 5) - torch.eye(5))  # isotropic at init
+    np.testing.assert_allclose(report["wall_response_db"].numpy(), 20 * np.log10(np.sqrt(0.98)), atol=1e-5)
+    assert report["distances"]["node_node"].shape == (6, 6)
+    torch.testing.assert_close(report["extraction_weights"], torch.full((6, 5), 0.4))
+
+
+def test_stability_certificate_and_detection():
+    passive = SDN(PAPER_ROOM, fir_order=2)
+    assert passive.stability().certified
+    matched = SDN(PAPER_ROOM)
+    with torch.no_grad():  # admittances matched per line (y_kl = y_lk) but far from isotropic
+        y = torch.rand(6, 6, generator=torch.Generator().manual_seed(3)) * 3 + 0.1
+        y = (y + y.T)[~torch.eye(6, dtype=torch.bool)].reshape(6, 5)
+        matched.log_admittance.copy_(torch.log(y))
+    assert matched.stability().certified
+    matched.impulse_response(8000)  # certified: no error
+
+    loud = SDN(PAPER_ROOM, fir_order=1, dtype=torch.float64)
+    with torch.no_grad():
+        loud.wall_taps.copy_(torch.tensor([1.05, 0.0]))
+    assert not loud.stability().certified
+    with pytest.raises(UnstableSDNError, match="grows"):
+        loud.impulse_response(8000)
+    # independent confirmation: the time-domain recursion of the same network really grows
+    loud_int = SDN(PAPER_ROOM, fir_order=1, integer_delays=True, dtype=torch.float64)
+    loud_int.load_state_dict(loud.state_dict())
+    h = loud_int.impulse_response(32000, method="time").detach().numpy()
+    assert np.sum(h[-4000:] ** 2) > 10 * np.sum(h[4000:8000] ** 2)
+
+
+@pytest.mark.parametrize("std, grows", [(0.3, True), (0.03, False)])
+def test_independent_admittances_detection_agrees_with_recursion(std, grows):
+    """Independently drawn admittances (the paper's parametrisation): detection must agree with
+    what the time-domain recursion of the same network does over 4 s."""
+    model = SDN(SMALL_ROOM, integer_delays=True, dtype=torch.float64)
+    with torch.no_grad():
+        model.log_admittance.copy_(std * torch.randn(6, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    assert not model.stability().certified
+    h = model.impulse_response(64000, method="time").detach().numpy()
+    assert (np.sum(h[-8000:] ** 2) > np.sum(h[:8000] ** 2)) == grows
+    if grows:
+        with pytest.raises(UnstableSDNError, match="grows"):
+            model.impulse_response(4000)
+    else:
+        model.impulse_response(4000)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(fir_order=-1), ValueError, "fir_order"),
+        (dict(fir_order=1.5), ValueError, "fir_order"),
+        (dict(alpha=1.2), ValueError, "alpha"),
+        (dict(sample_rate=0), ValueError, "sample_rate"),
+        (dict(c=float("nan")), ValueError, "c must"),
+        (dict(dtype=torch.int32), ValueError, "dtype"),
+    ],
+)
+def test_bad_model_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        SDN(PAPER_ROOM, **kwargs)
+
+
+def test_bad_calls():
+    with pytest.raises(TypeError, match="sdn.Room"):
+        SDN((5, 5, 3))
+    model = SDN(PAPER_ROOM)
+    with pytest.raises(ValueError, match="n_samples"):
+        model.impulse_response(0)
+    with pytest.raises(ValueError, match="method"):
+        model.impulse_response(100, method="sample_loop")
+    with pytest.raises(ValueError, match="integer_delays=True"):
+        model.impulse_response(100, method="time")
+    with pytest.raises(ValueError, match="NaN"):
+        model(torch.tensor([1.0, float("nan")]))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        model([1.0, 0.0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu():
+    model = randomise(SDN(PAPER_ROOM, fir_order=6, distance_correction=True))
+    gpu = randomise(SDN(PAPER_ROOM, fir_order=6, distance_correction=True, device="cuda"))
+    torch.testing.assert_close(gpu.impulse_response(16000).cpu(), model.impulse_response(16000), atol=1e-5, rtol=1e-4)
