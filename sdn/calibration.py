@@ -13,8 +13,11 @@ Method (all times in samples at the measurement rate, typically 48 kHz)
    ``tk = tau + fs |s_k - m| / c`` (``s_k``: source mirrored across wall k). The apparent latency
    ``tau`` (measurement chain + loudspeaker onset-to-peak, unknown) cancels in ``tk - t0``;
    ``t0`` is measured, so ``tau = t0 - fs |s - m| / c`` and only ``m`` is searched.
-3. **Global search**: score ``sum_k D(tk)`` (the six first-order reflections) on a grid over the
-   prior box (inside the room, microphone height range, latency range); local maxima are ranked.
+3. **Global search**: score ``sum_k D(tk)`` over the first-order reflections arriving within
+   ``max_delay`` (25 ms) of the direct sound (later ones, e.g. off a far wall, fall where the echo
+   density is already high and carry no information), arrivals closer than 3 samples counting
+   once, on a grid over the prior box (inside the room, microphone height range, latency range);
+   the best distinct grid points are refined and ranked.
 4. **Refinement**: peaks of ``D`` (parabolic sub-sample interpolation) within ``match_window``
    samples of each predicted arrival are matched; ``(m, tau)`` is fitted by nonlinear least
    squares on the matched arrivals (direct included), with a Cauchy loss.
@@ -35,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, minimize
 from scipy.signal import fftconvolve, hilbert
 
 from .geometry import WALL_NAMES
@@ -50,6 +53,7 @@ __all__ = [
     "locate_microphone",
     "locate_source",
     "room_config_yaml",
+    "leave_one_channel_out",
 ]
 
 SPEED_OF_SOUND = 343.0
@@ -166,17 +170,18 @@ def _local_peaks(detection: np.ndarray, threshold: float) -> tuple[np.ndarray, n
     return idx + np.clip(offset, -0.5, 0.5), y1
 
 
-def _total_score(detection: np.ndarray, times: np.ndarray, resolution: float = 3.0) -> np.ndarray:
+def _total_score(detection: np.ndarray, times: np.ndarray, resolution: float = 8.0) -> np.ndarray:
     """Sum over the last axis of the detection function at the predicted times.
 
-    Arrivals closer than ``resolution`` samples to an earlier one in the same candidate count
-    once: one peak of the measurement must not explain two reflections.
+    One peak of the measurement must not confirm two reflections: an arrival ``g`` samples after
+    the previous one (sorted) is weighted by ``min(g / resolution, 1)`` (``resolution`` about the
+    width of a detection peak).
     """
     t = np.sort(np.asarray(times, dtype=np.float64), axis=-1)
     values = _score(detection, t)
-    distinct = np.ones(t.shape, dtype=bool)
-    distinct[..., 1:] = np.diff(t, axis=-1) >= resolution
-    return np.sum(values * distinct, axis=-1)
+    weight = np.ones(t.shape)
+    weight[..., 1:] = np.clip(np.diff(t, axis=-1) / resolution, 0.0, 1.0)
+    return np.sum(values * weight, axis=-1)
 
 
 def _score(detection: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -323,22 +328,28 @@ def _locate(
     for i in order:
         if all(np.linalg.norm(cand[i] - s) > 0.3 for s in starts):
             starts.append(cand[i])
-        if len(starts) >= max(n_alternatives + 1, 3):
+        if len(starts) >= max(2 * n_alternatives + 2, 6):
             break
     peak_t, peak_h = _local_peaks(detection, threshold)
-    refined = [_refine(s, detection, direct, size, fixed, fs, c, box, peak_t, peak_h, match_window)
-               for s in starts]
+    refined = [
+        _refine(s0, detection, direct, size, fixed, fs, c, box, latency_range, peak_t, peak_h,
+                match_window)
+        for s0 in starts
+    ]
     refined_scores = [
         float(_total_score(detection, predicted_arrivals(size, fixed, p, fs, lat, c)[1:]))
         for p, lat in refined
     ]
-    best = int(np.argmax(refined_scores))
+    ranking = np.argsort(refined_scores)[::-1]
+    best = int(ranking[0])
     position, tau = refined[best]
-    alternatives = [
-        {"position": refined[i][0], "latency": refined[i][1], "score": refined_scores[i]}
-        for i in np.argsort(refined_scores)[::-1]
-        if i != best and np.linalg.norm(refined[i][0] - position) > 0.3
-    ][:n_alternatives]
+    alternatives = []
+    for i in ranking[1:]:
+        if all(np.linalg.norm(refined[i][0] - q) > 0.3 for q in [position] + [a["position"] for a in alternatives]):
+            alternatives.append(
+                {"position": refined[i][0], "latency": refined[i][1], "score": refined_scores[i]}
+            )
+    alternatives = alternatives[:n_alternatives]
     # --- report
     predicted = predicted_arrivals(size, fixed, position, fs, tau, c)
     measured, heights = _match(predicted, peak_t, peak_h, match_window)
@@ -398,31 +409,50 @@ def _jacobian(size, fixed, position, fs, c):
     return np.concatenate([unit * fs / c, np.ones((7, 1))], axis=1)
 
 
-def _refine(start, detection, direct, size, fixed, fs, c, box, peak_t, peak_h, window):
-    """Robust least squares on matched arrivals, re-matching until the set is stable."""
-    position = np.asarray(start, dtype=np.float64)
+def _refine(start, detection, direct, size, fixed, fs, c, box, latency_range, peak_t, peak_h,
+            window):
+    """Local refinement of a grid point.
+
+    1. Nelder-Mead maximisation of the score over the position (latency eliminated through the
+       measured direct sound), inside the box and the latency prior.
+    2. Polish: peaks within ``window`` samples of the arrivals predicted there are matched once
+       (one-to-one) and (position, latency) is fitted to them by least squares (Cauchy loss,
+       weights sqrt(peak height)); kept only if at least five arrivals, the direct sound included,
+       are matched and the polish moves the point by less than 5 cm.
+    """
+    lower = np.array([b[0] for b in box])
+    upper = np.array([b[1] for b in box])
+
+    def negative_score(p):
+        if np.any(p < lower) or np.any(p > upper):
+            return 10.0
+        tau = direct - np.linalg.norm(p - fixed) * fs / c
+        if not latency_range[0] <= tau <= latency_range[1]:
+            return 10.0
+        return -float(_total_score(detection, predicted_arrivals(size, fixed, p, fs, tau, c)[1:]))
+
+    simplex = np.asarray(start, dtype=np.float64) + np.vstack([np.zeros(3), 0.02 * np.eye(3)])
+    sol = minimize(negative_score, simplex[0], method="Nelder-Mead",
+                   options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-6, "maxiter": 2000})
+    position = sol.x if sol.fun <= negative_score(np.asarray(start)) else np.asarray(start, float)
     tau = direct - np.linalg.norm(position - fixed) * fs / c
-    lower = np.array([box[0][0], box[1][0], box[2][0], -np.inf])
-    upper = np.array([box[0][1], box[1][1], box[2][1], np.inf])
-    for _ in range(4):
-        predicted = predicted_arrivals(size, fixed, position, fs, tau, c)
-        measured, heights = _match(predicted, peak_t, peak_h, window)
-        use = np.isfinite(measured)
-        if use.sum() < 5 or not use[0]:
-            break  # too few arrivals to refine 4 unknowns robustly: keep the grid point
-        weights = np.sqrt(heights[use])
 
-        def resid(p):
-            pred = predicted_arrivals(size, fixed, p[:3], fs, p[3], c)
-            return weights * (pred[use] - measured[use])
+    predicted = predicted_arrivals(size, fixed, position, fs, tau, c)
+    measured, heights = _match(predicted, peak_t, peak_h, window)
+    use = np.isfinite(measured)
+    if use.sum() < 5 or not use[0]:
+        return position, float(tau)
+    weights = np.sqrt(heights[use])
 
-        x0 = np.clip(np.r_[position, tau], lower + 1e-9, upper - 1e-9)
-        sol = least_squares(resid, x0, bounds=(lower, upper), loss="cauchy", f_scale=1.0)
-        new_position, new_tau = sol.x[:3], float(sol.x[3])
-        converged = np.linalg.norm(new_position - position) < 1e-4
-        position, tau = new_position, new_tau
-        if converged:
-            break
+    def resid(p):
+        return weights * (predicted_arrivals(size, fixed, p[:3], fs, p[3], c)[use] - measured[use])
+
+    lo = np.r_[lower, -np.inf]
+    hi = np.r_[upper, np.inf]
+    x0 = np.clip(np.r_[position, tau], lo + 1e-9, hi - 1e-9)
+    fit = least_squares(resid, x0, bounds=(lo, hi), loss="cauchy", f_scale=1.0)
+    if np.linalg.norm(fit.x[:3] - position) < 0.05:
+        return fit.x[:3], float(fit.x[3])
     return position, float(tau)
 
 
@@ -445,9 +475,10 @@ def locate_microphone(
     latency_range=(-2.0, 300.0),
     c: float = SPEED_OF_SOUND,
     grid_step: float = 0.04,
-    match_window: float = 6.0,
+    match_window: float = 3.0,
     threshold: float = 0.08,
     max_length: int | None = None,
+    max_delay: float = 0.025,
     n_alternatives: int = 3,
     perturbation_step: float = 0.05,
 ) -> CalibrationResult:
@@ -468,6 +499,9 @@ def locate_microphone(
     match_window : samples; a detection peak farther than this from a predicted arrival is not
         matched to it.
     threshold : minimum detection value (relative to the direct sound) of a peak.
+    max_length : samples of the RIR analysed (default 80 ms).
+    max_delay : seconds after the direct sound beyond which predicted reflections are neither
+        scored nor matched (default 25 ms; reported as unmatched).
     n_alternatives : runner-up solutions to report.
     perturbation_step : metres, for the sensitivity table.
 
@@ -481,6 +515,9 @@ def locate_microphone(
     if max_length is None:
         max_length = int(np.ceil(0.08 * sample_rate))  # 80 ms: first-order reflections only
     detection, direct = arrival_detection(rir, max_length=max_length)
+    # Reflections later than max_delay after the direct sound are not used: by then the echo
+    # density is high and the detection function no longer singles out specular reflections.
+    detection = detection[: direct + int(round(max_delay * sample_rate)) + 1]
     return _locate(
         detection, direct, size, source, sample_rate, c, box, latency_range, grid_step,
         match_window, threshold, n_alternatives, perturbation_step,
@@ -501,9 +538,10 @@ def locate_source(
     latency_range=(-2.0, 300.0),
     c: float = SPEED_OF_SOUND,
     grid_step: float = 0.04,
-    match_window: float = 6.0,
+    match_window: float = 3.0,
     threshold: float = 0.08,
     max_length: int | None = None,
+    max_delay: float = 0.025,
     n_alternatives: int = 3,
     perturbation_step: float = 0.05,
 ) -> CalibrationResult:
@@ -520,7 +558,7 @@ def locate_source(
     return locate_microphone(
         rir, sample_rate, size, mic, height=height, box=box, margin=margin,
         latency_range=latency_range, c=c, grid_step=grid_step, match_window=match_window,
-        threshold=threshold, max_length=max_length, n_alternatives=n_alternatives,
+        threshold=threshold, max_length=max_length, max_delay=max_delay, n_alternatives=n_alternatives,
         perturbation_step=perturbation_step,
     )
 
@@ -553,3 +591,23 @@ def room_config_yaml(
         f"target: {{file: {target_file}, channel: {channel_text}}}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def leave_one_channel_out(locate, rir, *args, **kwargs) -> list:
+    """Rerun a locator once per channel left out (jackknife over the capsules of an array).
+
+    Parameters
+    ----------
+    locate : ``locate_microphone`` or ``locate_source``.
+    rir : (C, T) with C >= 2.
+    *args, **kwargs : passed to ``locate`` after the reduced RIR.
+
+    Returns
+    -------
+    list of C CalibrationResult, the i-th without channel i. The spread of their positions shows
+    how much the estimate depends on any single capsule (and so on which peaks are matched).
+    """
+    h = _as_channels(rir)
+    if h.shape[0] < 2:
+        raise ValueError("leave-one-channel-out needs at least two channels")
+    return [locate(np.delete(h, i, axis=0), *args, **kwargs) for i in range(h.shape[0])]
