@@ -238,6 +238,15 @@ class CalibrationResult:
     detection: np.ndarray | None = field(default=None, repr=False)
 
     @property
+    def latency_seconds(self) -> float:
+        return self.latency / self.sample_rate
+
+    @property
+    def distance(self) -> float:
+        """Metres between the estimated and the fixed point."""
+        return float(np.linalg.norm(self.position - self.fixed_point))
+
+    @property
     def rms_residual(self) -> float:
         """RMS of the matched residuals, samples."""
         r = self.residuals[self.matched]
@@ -315,7 +324,7 @@ def _locate(
     if not np.any(keep):
         raise ValueError(
             f"no candidate position in the prior box is compatible with a latency in "
-            f"{latency_range} samples (direct sound at sample {direct})"
+            f"{latency_range} samples (direct sound at sample {direct}); widen the prior"
         )
     cand, latency = cand[keep], latency[keep]
     # The point to locate is the mic: images of the fixed source. Reciprocity makes the same
@@ -469,10 +478,10 @@ def locate_microphone(
     size,
     source,
     *,
-    height=(0.8, 1.8),
+    height=(1.0, 1.6),
     box=None,
     margin: float = 0.3,
-    latency_range=(-2.0, 300.0),
+    latency_range=(-0.0005, 0.010),
     c: float = SPEED_OF_SOUND,
     grid_step: float = 0.04,
     match_window: float = 3.0,
@@ -490,10 +499,11 @@ def locate_microphone(
         time last, at ``sample_rate``; only the first ``max_length`` samples are used.
     sample_rate : Hz (use the measurement rate: 48 kHz gives 7 mm per sample).
     size : (Lx, Ly, Lz) metres. source : (3,) metres.
-    height : (min, max) microphone height prior, metres (ignored when ``box`` is given).
     box : ((x0, x1), (y0, y1), (z0, z1)) search box in metres; default: the room shrunk by
         ``margin`` with z limited to ``height``.
-    latency_range : (min, max) apparent latency prior, samples at ``sample_rate``.
+    height : (min, max) microphone height prior, metres (default: a seated listener's ears,
+        1.0-1.6 m; ignored when ``box`` is given).
+    latency_range : (min, max) apparent latency prior, seconds (default -0.5 ms to 10 ms).
     c : speed of sound, m/s.
     grid_step : metres, global search grid.
     match_window : samples; a detection peak farther than this from a predicted arrival is not
@@ -518,8 +528,9 @@ def locate_microphone(
     # Reflections later than max_delay after the direct sound are not used: by then the echo
     # density is high and the detection function no longer singles out specular reflections.
     detection = detection[: direct + int(round(max_delay * sample_rate)) + 1]
+    latency_samples = (latency_range[0] * sample_rate, latency_range[1] * sample_rate)
     return _locate(
-        detection, direct, size, source, sample_rate, c, box, latency_range, grid_step,
+        detection, direct, size, source, sample_rate, c, box, latency_samples, grid_step,
         match_window, threshold, n_alternatives, perturbation_step,
     )
 
@@ -534,8 +545,8 @@ def locate_source(
     box=None,
     margin: float = 0.3,
     latency=None,
-    latency_tolerance: float = 3.0,
-    latency_range=(-2.0, 300.0),
+    latency_tolerance: float = 1e-4,
+    latency_range=(-0.0005, 0.010),
     c: float = SPEED_OF_SOUND,
     grid_step: float = 0.04,
     match_window: float = 3.0,
@@ -549,9 +560,9 @@ def locate_source(
 
     Reciprocity: the arrivals are those of a source at the mic position heard at the source, so
     this is ``locate_microphone`` with the roles swapped. When the apparent ``latency`` is known
-    (same measurement chain, e.g. from ``locate_microphone`` on another source), it is enforced
-    within ``latency_tolerance`` samples, which pins the source-mic distance. Parameters and
-    result as ``locate_microphone`` (``position`` is the source).
+    (seconds; same measurement chain, e.g. from ``locate_microphone`` on another source), it is
+    enforced within ``latency_tolerance`` seconds, which pins the source-mic distance.
+    Parameters and result as ``locate_microphone`` (``position`` is the source).
     """
     if latency is not None:
         latency_range = (latency - latency_tolerance, latency + latency_tolerance)
