@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test reproduce book clean
+.PHONY: install test reproduce reproduce-quick book clean
 
 install: $(STAMP)
 
@@ -16,11 +16,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev,book]"
 	touch $(STAMP)
 
+# The test suite includes the whole pipeline in quick mode (every notebook, then the book).
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Every notebook of the study into results/ (committed), then the book (book/_build/html).
 reproduce: $(STAMP)
-	$(PY) -m sdn.demo --out results/demo
+	$(PY) pipeline.py
+
+# Same notebooks and code with few epochs, into results-quick/ (git-ignored).
+reproduce-quick: $(STAMP)
+	$(PY) pipeline.py --quick
+
+# The book from the committed results/ only: runs no notebook. MathJax comes from npm (once).
+book: $(STAMP)
+	$(PY) pipeline.py --book-only
 
 clean:
-	rm -rf $(VENV) book/_build
+	rm -rf $(VENV) book/_build results-quick .cache

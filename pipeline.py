@@ -52,11 +52,12 @@ QUICK_RESULTS = REPO / "results-quick"
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_NPM = REPO / ".cache" / "mathjax-npm"  # git-ignored npm prefix
 # Parts of the MathJax 3 ES5 distribution the book needs: the TeX-to-CommonHTML bundle, its fonts,
-# the TeX extensions it may autoload, and the menu/accessibility modules it may load on demand.
+# the input extensions it may autoload, and the menu/accessibility modules (with the speech rule
+# engine's maps, which would otherwise come from a CDN) that the reader may switch on.
 # They are copied into the built HTML (_static/mathjax) after Sphinx has run: Jupyter Book adds a
 # <script> tag for every .js file found in the book's own _static folder, which would load all of
 # MathJax's lazily loaded modules on every page.
-MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml", "ui", "a11y", "sre")
+MATHJAX_PARTS = ("tex-chtml.js", "input", "output/chtml", "ui", "a11y", "sre")
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def check_notebook(path: Path) -> None:
     if not code or "google.colab" not in code[0].source:
         problems.append("the first code cell must install the package only in Colab ('google.colab')")
     if problems:
-        raise SystemExit(f"pipeline: {path.relative_to(REPO)}: " + "; ".join(problems))
+        raise SystemExit(f"pipeline: notebook {path.name}: " + "; ".join(problems))
 
 
 def notebook_relative(folder: Path) -> str:
@@ -133,20 +134,28 @@ def execute(run: Run, results: Path, quick: bool) -> float:
     return time.perf_counter() - start
 
 
-def record_runtime(results: Path, run: Run, seconds: float, quick: bool) -> None:
-    """Insert or replace the run's row in ``<results>/runtimes.csv`` (kept in RUNS order)."""
+RUNTIME_COLUMNS = ["name", "notebook", "seconds", "quick", "finished_utc"]
+
+
+def record_runtime(results: Path, run: Run | None, seconds: float = 0.0, quick: bool = False) -> None:
+    """Insert or replace the run's row in ``<results>/runtimes.csv`` (kept in RUNS order).
+
+    With ``run=None`` the file is only created (header) if it does not exist yet.
+    """
     path = results / "runtimes.csv"
     rows = {}
     if path.is_file():
         with path.open(newline="") as f:
             rows = {row["name"]: row for row in csv.DictReader(f)}
-    rows[run.name] = {
-        "name": run.name, "notebook": run.notebook, "seconds": f"{seconds:.1f}",
-        "quick": str(quick), "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-    }
+    if run is not None:
+        rows[run.name] = {
+            "name": run.name, "notebook": run.notebook, "seconds": f"{seconds:.1f}",
+            "quick": str(quick),
+            "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        }
     order = [r.name for r in RUNS] + sorted(set(rows) - {r.name for r in RUNS})
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["name", "notebook", "seconds", "quick", "finished_utc"])
+        writer = csv.DictWriter(f, fieldnames=RUNTIME_COLUMNS)
         writer.writeheader()
         writer.writerows(rows[name] for name in order if name in rows)
 
@@ -172,6 +181,7 @@ def run_notebooks(runs: list[Run], results: Path, quick: bool) -> None:
         check_notebook(NOTEBOOKS / run.notebook)
     results.mkdir(parents=True, exist_ok=True)
     record_environment(results)
+    record_runtime(results, None)
     total = time.perf_counter()
     for i, run in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {run.notebook} -> {results / 'notebooks' / run.name}.ipynb"
@@ -210,7 +220,7 @@ def install_mathjax(html: Path) -> None:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
 
 
-def stage_book(results: Path, source: Path) -> None:
+def stage_book(results: Path, source: Path, runs: list[Run]) -> None:
     """Copy book/ to ``source`` and add the executed notebooks and run tables under generated/."""
     import nbformat
 
@@ -218,12 +228,12 @@ def stage_book(results: Path, source: Path) -> None:
     shutil.copytree(BOOK, source, ignore=shutil.ignore_patterns("_build", "generated"))
     generated = source / "generated"
     generated.mkdir()
-    missing = [r for r in RUNS if not (results / "notebooks" / f"{r.name}.ipynb").is_file()]
+    missing = [r for r in runs if not (results / "notebooks" / f"{r.name}.ipynb").is_file()]
     if missing:
         names = ", ".join(r.name for r in missing)
         raise SystemExit(f"pipeline: {results / 'notebooks'} lacks executed notebook(s) {names}; "
                          f"run `python pipeline.py --only NAME` for each")
-    for run in RUNS:
+    for run in runs:
         nb = nbformat.read(results / "notebooks" / f"{run.name}.ipynb", as_version=4)
         for cell in nb.cells:
             if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
@@ -257,10 +267,10 @@ def for_book(nb):
     return nb
 
 
-def build_book(results: Path, out: Path) -> Path:
+def build_book(results: Path, out: Path, runs: list[Run] = RUNS) -> Path:
     """Stage and build the book for ``results``; returns the HTML folder (``out/_build/html``)."""
     source = out / "_build" / "source"
-    stage_book(results, source)
+    stage_book(results, source, runs)
     start = time.perf_counter()
     print(f"pipeline: building the book from {results} ...", flush=True)
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source),
