@@ -269,6 +269,8 @@ def for_book(nb):
 
 def build_book(results: Path, out: Path, runs: list[Run] = RUNS) -> Path:
     """Stage and build the book for ``results``; returns the HTML folder (``out/_build/html``)."""
+    if not runs:
+        raise SystemExit("pipeline: RUNS lists no notebook, so the book would have no experiment")
     source = out / "_build" / "source"
     stage_book(results, source, runs)
     start = time.perf_counter()
