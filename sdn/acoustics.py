@@ -14,12 +14,14 @@ integral runs to the end of the record.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Union
 
 import numpy as np
 import torch
 
+from .echo_density import echo_density_profile
 from .filterbank import octave_band_centres
 from .filterbank import octave_bands as _octave_bands_tensor
 
@@ -255,16 +257,10 @@ def reverberation_time(
     Not done: noise compensation (Lundeby/Chu), EDC truncation, averaging over positions.
     Not differentiable (the fit runs on detached float64 values).
     """
-    sample_rate = _check_sample_rate(sample_rate)
-    x, was_numpy = _as_tensor(h, min_length=2)
-    onset = _onset(x)
-    if bands is None:
-        rt = _decay_fit(x, sample_rate, decay, onset, min_margin_db)
-    elif bands == "octave":
-        xb = _octave_bands_tensor(x.to(torch.float64), sample_rate)
-        rt = _decay_fit(xb, sample_rate, decay, onset.unsqueeze(-1).expand(xb.shape[:-1]), min_margin_db)
-    else:
-        raise ValueError(f"bands must be None or 'octave', got {bands!r}")
+    if decay not in DECAY_RANGES:
+        raise ValueError(f"decay must be one of {sorted(DECAY_RANGES)}, got {decay!r}")
+    x, signals, onset, was_numpy, fs = _prepare(h, sample_rate, bands)
+    rt = _decay_fit(signals, fs, decay, onset, min_margin_db)
     return _output(rt, was_numpy, like=x)
 
 
@@ -278,3 +274,338 @@ def octave_bands(h: ArrayLike, sample_rate: float) -> ArrayLike:
     sample_rate = _check_sample_rate(sample_rate)
     x, was_numpy = _as_tensor(h)
     return _output(_octave_bands_tensor(x, sample_rate), was_numpy)
+
+
+# --------------------------------------------------------------------------- energy ratios
+
+
+def _energy_split(x: torch.Tensor, onset: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energy in [onset, onset + samples) and in [onset + samples, T), plus validity, float64."""
+    x = x.detach().to(torch.float64)
+    n = x.shape[-1]
+    idx = torch.arange(n, device=x.device)
+    onset = onset.unsqueeze(-1)
+    energy = x * x
+    early = (energy * ((idx >= onset) & (idx < onset + samples))).sum(-1)
+    late = (energy * (idx >= onset + samples)).sum(-1)
+    fits = (onset.squeeze(-1) + samples) < n  # the record extends past the early limit
+    return early, late, fits
+
+
+def _prepare(h: ArrayLike, sample_rate: float, bands: str | None):
+    """Validated float64 signals (..., T) or bands (..., B, T), their onsets, and the kind flag."""
+    sample_rate = _check_sample_rate(sample_rate)
+    x, was_numpy = _as_tensor(h, min_length=2)
+    onset = _onset(x)
+    x64 = x.detach().to(torch.float64)
+    if bands is None:
+        return x, x64, onset, was_numpy, sample_rate
+    if bands != "octave":
+        raise ValueError(f"bands must be None or 'octave', got {bands!r}")
+    xb = _octave_bands_tensor(x64, sample_rate)
+    return x, xb, onset.unsqueeze(-1).expand(xb.shape[:-1]), was_numpy, sample_rate
+
+
+def _nan_where(value: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return torch.where(valid, value, torch.full_like(value, float("nan")))
+
+
+def _clarity(x64, onset, sample_rate, ms):
+    early, late, fits = _energy_split(x64, onset, int(round(ms * 1e-3 * sample_rate)))
+    return _nan_where(10.0 * torch.log10(early / late), fits & (early > 0) & (late > 0))
+
+
+def _definition(x64, onset, sample_rate, ms):
+    early, late, fits = _energy_split(x64, onset, int(round(ms * 1e-3 * sample_rate)))
+    total = early + late
+    return _nan_where(early / total, fits & (total > 0))
+
+
+def clarity(h: ArrayLike, sample_rate: float, ms: float = 50.0, bands: str | None = None) -> ArrayLike:
+    r"""Clarity :math:`C_{t_e}` (C50 for speech, C80 for music), ISO 3382-1 A.2.4, in dB.
+
+    .. math:: C_{t_e} = 10\log_{10}\frac{\sum_{n_0 \le n < n_0 + N_e} h^2(n)}
+                                       {\sum_{n \ge n_0 + N_e} h^2(n)},
+       \qquad N_e = \operatorname{round}(t_e f_s),
+
+    with :math:`n_0` the ISO 3382-1 onset (:func:`impulse_response_onset`, broadband).
+
+    Parameters
+    ----------
+    h : tensor or ndarray, shape (..., T)
+    sample_rate : float
+        Hz.
+    ms : float
+        Early time limit :math:`t_e` in milliseconds (50 or 80).
+    bands : None or "octave"
+        Broadband (output (...)) or octave bands (output (..., B), :func:`octave_band_centres`);
+        the onset is detected once on the broadband signal.
+
+    Returns
+    -------
+    same kind as ``h``, dB
+        NaN for a silent signal, or when the record ends before :math:`n_0 + N_e`.
+
+    Notes
+    -----
+    No noise compensation (the late energy includes the noise of the record).
+    """
+    _, x64, onset, was_numpy, fs = _prepare(h, sample_rate, bands)
+    return _output(_clarity(x64, onset, fs, float(ms)), was_numpy, like=_like(h))
+
+
+def definition(h: ArrayLike, sample_rate: float, ms: float = 50.0, bands: str | None = None) -> ArrayLike:
+    r"""Definition :math:`D_{50}` (ISO 3382-1 A.2.4): early-to-total energy fraction, 0 to 1.
+
+    .. math:: D_{t_e} = \frac{\sum_{n_0 \le n < n_0+N_e} h^2(n)}{\sum_{n \ge n_0} h^2(n)}
+       = \frac{1}{1 + 10^{-C_{t_e}/10}}
+
+    Same conventions and NaN cases as :func:`clarity` (``ms`` defaults to 50).
+    """
+    _, x64, onset, was_numpy, fs = _prepare(h, sample_rate, bands)
+    return _output(_definition(x64, onset, fs, float(ms)), was_numpy, like=_like(h))
+
+
+def _drr(x64, sample_rate, direct_ms):
+    energy = x64 * x64
+    n = x64.shape[-1]
+    idx = torch.arange(n, device=x64.device)
+    peak = energy.argmax(-1, keepdim=True)
+    half = int(round(direct_ms * 1e-3 * sample_rate))
+    direct = (energy * ((idx >= peak - half) & (idx <= peak + half))).sum(-1)
+    reverberant = (energy * (idx > peak + half)).sum(-1)
+    return _nan_where(10.0 * torch.log10(direct / reverberant), (direct > 0) & (reverberant > 0))
+
+
+def drr(h: ArrayLike, sample_rate: float, direct_ms: float = 2.5) -> ArrayLike:
+    r"""Direct-to-reverberant energy ratio in dB.
+
+    .. math:: \mathrm{DRR} = 10\log_{10}\frac{\sum_{|n - n_d| \le N_d} h^2(n)}{\sum_{n > n_d + N_d} h^2(n)}
+
+    :math:`n_d` is the peak of :math:`h^2` (the direct sound), :math:`N_d` = ``direct_ms``
+    (2.5 ms, a common choice; ISO 3382-1 does not define the DRR) in samples. Energy before the
+    direct window is ignored.
+
+    Returns
+    -------
+    same kind as ``h``, shape (...), dB. NaN for a silent signal or no energy after the window.
+    """
+    fs = _check_sample_rate(sample_rate)
+    x, was_numpy = _as_tensor(h, min_length=2)
+    return _output(_drr(x.detach().to(torch.float64), fs, float(direct_ms)), was_numpy, like=x)
+
+
+def _like(h):
+    return h if isinstance(h, torch.Tensor) else None
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def edc_error_db(h_pred: ArrayLike, h_target: ArrayLike, floor_db: float = -60.0) -> ArrayLike:
+    r"""Mean absolute difference of the dB energy decay curves of two RIRs, in dB.
+
+    .. math:: \epsilon = \frac{1}{|\mathcal N|}\sum_{n\in\mathcal N}
+              \big|\max(L_p(n), L_f) - L_t(n)\big|,\quad
+              \mathcal N = \{n : L_t(n) \ge L_f\}
+
+    where :math:`L(n) = 10\log_{10}(E(n)/E(0))` is each EDC normalised to 0 dB at its first
+    sample (:func:`energy_decay_curve` with ``db=True``, so the error ignores a broadband gain),
+    :math:`L_f` = ``floor_db`` (-60 dB): only the part of the target decay above the floor counts,
+    and prediction levels below the floor count as the floor.
+
+    Parameters
+    ----------
+    h_pred, h_target : tensor or ndarray, shape (..., T), same shape
+    floor_db : float
+        Lower limit of the evaluated range, dB (negative).
+
+    Returns
+    -------
+    same kind as ``h_pred``, shape (...), dB. NaN if either signal is silent.
+    """
+    p, was_numpy = _as_tensor(h_pred, "h_pred")
+    t, _ = _as_tensor(h_target, "h_target")
+    if p.shape != t.shape:
+        raise ValueError(f"h_pred and h_target must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}")
+    if not floor_db < 0:
+        raise ValueError(f"floor_db must be negative, got {floor_db}")
+    p64, t64 = p.detach().to(torch.float64), t.detach().to(torch.float64)
+    ep, et = _schroeder(p64), _schroeder(t64)
+    lp = 10.0 * torch.log10(ep / ep[..., :1]).clamp(min=floor_db)
+    lt = 10.0 * torch.log10(et / et[..., :1])
+    mask = lt >= floor_db
+    err = (torch.where(mask, (lp - lt).abs(), torch.zeros_like(lt))).sum(-1) / mask.sum(-1)
+    valid = (ep[..., 0] > 0) & (et[..., 0] > 0)
+    return _output(_nan_where(err, valid), was_numpy, like=p)
+
+
+def relative_error(estimate: ArrayLike, reference: ArrayLike) -> ArrayLike:
+    r"""Signed relative error :math:`(\hat x - x)/x` (e.g. of reverberation times).
+
+    Elementwise with broadcasting; NaN propagates (a NaN reverberation time gives a NaN error),
+    a zero reference gives inf/NaN. Compare ``abs(...)`` with 0.05, the just-noticeable
+    difference of reverberation time. Returns numpy if either input is numpy, else a tensor.
+    """
+    if isinstance(estimate, torch.Tensor) and isinstance(reference, torch.Tensor):
+        return (estimate - reference) / reference
+    est = estimate.detach().cpu().numpy() if isinstance(estimate, torch.Tensor) else np.asarray(estimate, dtype=float)
+    ref = reference.detach().cpu().numpy() if isinstance(reference, torch.Tensor) else np.asarray(reference, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (est - ref) / ref
+
+
+# --------------------------------------------------------------------------- mel energy decay relief
+
+#: STFT and mel settings of the paper's mel energy decay relief (DESIGN.md section 4).
+MEL_N_FFT, MEL_WIN_LENGTH, MEL_HOP, MEL_BANDS, MEL_TOP_DB = 512, 320, 160, 64, 80.0
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: float, n_fft: int = MEL_N_FFT, n_mels: int = MEL_BANDS) -> torch.Tensor:
+    """Mel filterbank (n_mels, n_fft//2 + 1), float64 CPU tensor, built once per sample rate.
+
+    ``librosa.filters.mel`` with ``fmin=0``, ``fmax=sample_rate/2``, ``htk=True`` and
+    ``norm=None``: triangular filters of unit peak on the HTK mel scale, the same filterbank as
+    ``torchaudio.transforms.MelSpectrogram``'s defaults used by the paper's code.
+    """
+    import librosa  # imported lazily: only the mel EDR needs it
+
+    fb = librosa.filters.mel(sr=float(sample_rate), n_fft=n_fft, n_mels=n_mels, fmin=0.0,
+                             fmax=float(sample_rate) / 2.0, htk=True, norm=None, dtype=np.float64)
+    return torch.from_numpy(fb)
+
+
+def mel_energy_decay_relief(
+    h: torch.Tensor,
+    sample_rate: float,
+    db: bool = True,
+    filterbank: torch.Tensor | None = None,
+    window: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Mel energy decay relief (EDR) of impulse responses, differentiable.
+
+    Power mel spectrogram :math:`M(b, m)` (STFT: n_fft 512, periodic Hann window of 320
+    samples, hop 160, centred frames with reflect padding; 64 mel bands from 0 to
+    :math:`f_s/2`, see :func:`mel_filterbank`), integrated backwards over frames,
+
+    .. math:: \mathrm{EDR}(b, m) = \sum_{m' \ge m} M(b, m'),
+
+    and, if ``db``, :math:`10\log_{10}\mathrm{EDR}` floored at 80 dB below its maximum (the
+    maximum over bands and frames of each signal, as ``AmplitudeToDB(top_db=80)``).
+
+    Parameters
+    ----------
+    h : tensor, shape (..., T), T > 256
+    sample_rate : float
+        Hz.
+    db : bool
+        dB (default) or linear power.
+    filterbank, window : tensor, optional
+        Precomputed mel filterbank (64, 257) and window (320,) (e.g. module buffers); built
+        (and cached) from ``sample_rate`` when omitted.
+
+    Returns
+    -------
+    tensor, shape (..., 64, frames), frames = T // 160 + 1; dtype/device of ``h``.
+    """
+    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
+        raise TypeError("h must be a floating-point torch.Tensor of shape (..., T)")
+    if h.ndim == 0 or h.shape[-1] <= MEL_N_FFT // 2:
+        raise ValueError(f"the mel EDR needs more than {MEL_N_FFT // 2} samples, got shape {tuple(h.shape)}")
+    if filterbank is None:
+        filterbank = mel_filterbank(float(sample_rate))
+    if window is None:
+        window = torch.hann_window(MEL_WIN_LENGTH, periodic=True, dtype=torch.float64)
+    filterbank = filterbank.to(device=h.device, dtype=h.dtype)
+    window = window.to(device=h.device, dtype=h.dtype)
+    batch_shape, n = h.shape[:-1], h.shape[-1]
+    spec = torch.stft(h.reshape(-1, n), n_fft=MEL_N_FFT, hop_length=MEL_HOP, win_length=MEL_WIN_LENGTH,
+                      window=window, center=True, pad_mode="reflect", return_complex=True)
+    power = torch.view_as_real(spec).pow(2).sum(-1)  # |X|^2 without the sqrt of abs()
+    mel = torch.matmul(filterbank, power)  # (N, 64, frames)
+    edr = torch.flip(torch.cumsum(torch.flip(mel, dims=(-1,)), dim=-1), dims=(-1,))
+    if db:
+        tiny = torch.finfo(h.dtype).tiny
+        edr = 10.0 * torch.log10(edr.clamp(min=tiny))
+        peak = edr.amax(dim=(-2, -1), keepdim=True)
+        edr = torch.maximum(edr, peak - MEL_TOP_DB)
+    return edr.reshape(*batch_shape, *edr.shape[-2:])
+
+
+# --------------------------------------------------------------------------- echo density
+
+
+def normalized_echo_density(h: ArrayLike, sample_rate: float, **kwargs) -> ArrayLike:
+    """Normalised echo density profile (Abel & Huang 2006), hard indicator, shape (..., T).
+
+    About 1 for Gaussian noise (a fully diffuse tail), well below 1 for sparse early
+    reflections. Accepts tensors and arrays (returns the same kind); see
+    :func:`sdn.echo_density.echo_density_profile` for the definition, edge handling and the
+    soft (differentiable) variant.
+    """
+    fs = _check_sample_rate(sample_rate)
+    x, was_numpy = _as_tensor(h)
+    return _output(echo_density_profile(x.detach(), fs, soft=False, **kwargs), was_numpy)
+
+
+def mixing_time(h: ArrayLike, sample_rate: float, threshold: float = 1.0) -> ArrayLike:
+    """Time in seconds after the onset at which the echo density profile first reaches ``threshold``.
+
+    Abel & Huang's mixing-time estimate (the profile reaching 1, Gaussian-like density).
+    NaN if it never does. Shape (...).
+    """
+    fs = _check_sample_rate(sample_rate)
+    x, was_numpy = _as_tensor(h)
+    profile = echo_density_profile(x.detach().to(torch.float64), fs, soft=False)
+    onset = _onset(x)
+    idx = torch.arange(x.shape[-1], device=x.device)
+    hit = (profile >= threshold) & (idx >= onset.unsqueeze(-1))
+    first = hit.to(torch.uint8).argmax(-1)
+    t = (first - onset).to(torch.float64) / fs
+    return _output(_nan_where(t, hit.any(-1)), was_numpy, like=x)
+
+
+# --------------------------------------------------------------------------- all at once
+
+
+def room_acoustic_parameters(h: ArrayLike, sample_rate: float, min_margin_db: float | None = 10.0) -> dict:
+    """All evaluation metrics of one or more RIRs in one call.
+
+    Parameters
+    ----------
+    h : tensor or ndarray, shape (..., T)
+    sample_rate : float
+        Hz.
+    min_margin_db : float or None
+        Dynamic-range requirement of the decay fits (see :func:`reverberation_time`).
+
+    Returns
+    -------
+    dict
+        Broadband, shape (...): ``T20``, ``T30``, ``EDT`` (s), ``C50``, ``C80`` (dB), ``D50``
+        (fraction), ``DRR`` (dB), ``mixing_time`` (s). Octave bands, shape (..., B): the same
+        keys with a ``_bands`` suffix for T20, T30, EDT, C50, C80, D50; ``band_centres`` (B,) Hz
+        (ndarray). Values are of the kind of ``h`` (float64 ndarray, or tensors in ``h``'s
+        dtype); NaN marks values that cannot be estimated (see the individual functions).
+    """
+    fs = _check_sample_rate(sample_rate)
+    x, was_numpy = _as_tensor(h, min_length=2)
+    x64 = x.detach().to(torch.float64)
+    onset = _onset(x)
+    xb = _octave_bands_tensor(x64, fs)
+    onset_b = onset.unsqueeze(-1).expand(xb.shape[:-1])
+    out = {}
+    for decay in ("T20", "T30", "EDT"):
+        out[decay] = _decay_fit(x64, fs, decay, onset, min_margin_db)
+        out[f"{decay}_bands"] = _decay_fit(xb, fs, decay, onset_b, min_margin_db)
+    for name, ms in (("C50", 50.0), ("C80", 80.0)):
+        out[name] = _clarity(x64, onset, fs, ms)
+        out[f"{name}_bands"] = _clarity(xb, onset_b, fs, ms)
+    out["D50"] = _definition(x64, onset, fs, 50.0)
+    out["D50_bands"] = _definition(xb, onset_b, fs, 50.0)
+    out["DRR"] = _drr(x64, fs, 2.5)
+    result = {key: _output(value, was_numpy, like=x) for key, value in out.items()}
+    result["mixing_time"] = mixing_time(h, fs)
+    result["band_centres"] = octave_band_centres(fs)
+    return result
