@@ -13,12 +13,15 @@ order them.
 
 Conventions every listed notebook follows (checked before anything runs):
 
-* kernelspec ``python3`` and one cell tagged ``parameters`` declaring ``results_dir = "../results"``
-  plus any run parameter;
-* it runs with the working directory ``notebooks/`` (as in Jupyter and in Colab), so ``../config``
-  and ``../results`` resolve the same way everywhere; the pipeline always injects ``results_dir``
-  (relative to ``notebooks/`` when the folder is inside the repository, absolute otherwise);
-* an "Open in Colab" badge and a first code cell that installs the package only inside Colab.
+* kernelspec ``python3`` and one cell tagged ``parameters`` with every run parameter;
+* an "Open in Colab" badge and a first code cell that installs the package only inside Colab;
+* paths are relative to the repository root: papermill runs each notebook with the working
+  directory at the root, and a notebook opened elsewhere (Jupyter starts in ``notebooks/``) finds
+  the root by walking up to ``pyproject.toml``;
+* everything a notebook writes goes under the results folder. The pipeline injects it as
+  ``results_dir`` ("results" or "results-quick" relative to the root, absolute when outside the
+  repository), and ``{results_dir}`` in a parameter value of ``RUNS`` is replaced by it, for
+  notebooks that take an output folder under another name.
 
 Quick mode goes through the same notebooks and code with the ``quick`` overrides of each run (fewer
 epochs) and writes to a separate, git-ignored folder, so it can never overwrite committed results.
@@ -48,6 +51,7 @@ NOTEBOOKS = REPO / "notebooks"
 BOOK = REPO / "book"
 DEFAULT_RESULTS = REPO / "results"
 QUICK_RESULTS = REPO / "results-quick"
+GITHUB_REPOSITORY = "sdn-companion/differentiable-sdn"  # the Colab badges open notebooks from here
 
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_NPM = REPO / ".cache" / "mathjax-npm"  # git-ignored npm prefix
@@ -90,11 +94,10 @@ def check_notebook(path: Path) -> None:
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
         problems.append(f"needs exactly one cell tagged 'parameters' (found {len(tagged)})")
-    elif "results_dir" not in tagged[0].source:
-        problems.append("the parameters cell must define results_dir")
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    if f"colab.research.google.com/github/" not in markdown or f"notebooks/{path.name}" not in markdown:
-        problems.append(f"needs an 'Open in Colab' badge linking to notebooks/{path.name}")
+    badge = f"colab.research.google.com/github/{GITHUB_REPOSITORY}/blob/main/notebooks/{path.name}"
+    if badge not in markdown:
+        problems.append(f"needs an 'Open in Colab' badge linking to https://{badge}")
     code = [c for c in nb.cells if c.cell_type == "code"]
     if not code or "google.colab" not in code[0].source:
         problems.append("the first code cell must install the package only in Colab ('google.colab')")
@@ -102,29 +105,31 @@ def check_notebook(path: Path) -> None:
         raise SystemExit(f"pipeline: notebook {path.name}: " + "; ".join(problems))
 
 
-def notebook_relative(folder: Path) -> str:
-    """``folder`` as the notebooks see it: relative to notebooks/ inside the repo, else absolute."""
+def root_relative(folder: Path) -> str:
+    """``folder`` as the notebooks see it: relative to the repository root inside it, else absolute."""
     folder = folder.resolve()
     try:
-        folder.relative_to(REPO)
+        return folder.relative_to(REPO).as_posix()
     except ValueError:
         return str(folder)
-    return os.path.relpath(folder, NOTEBOOKS)
 
 
 def execute(run: Run, results: Path, quick: bool) -> float:
     """Execute one run with papermill; returns its wall time in seconds."""
     import papermill
 
+    results_dir = root_relative(results)
     parameters = {**run.parameters, **(run.quick if quick else {})}
-    parameters["results_dir"] = notebook_relative(results)
+    parameters = {key: value.replace("{results_dir}", results_dir) if isinstance(value, str) else value
+                  for key, value in parameters.items()}
+    parameters["results_dir"] = results_dir
     out = results / "notebooks" / f"{run.name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
             str(NOTEBOOKS / run.notebook), str(out), parameters=parameters,
-            kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
+            kernel_name="python3", cwd=str(REPO), progress_bar=False, log_output=False,
         )
     except papermill.PapermillExecutionError as err:
         raise SystemExit(
@@ -275,7 +280,10 @@ def build_book(results: Path, out: Path, runs: list[Run] = RUNS) -> Path:
     stage_book(results, source, runs)
     start = time.perf_counter()
     print(f"pipeline: building the book from {results} ...", flush=True)
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source),
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    if not jupyter_book.is_file():
+        jupyter_book = shutil.which("jupyter-book") or "jupyter-book"
+    command = [str(jupyter_book), "build", str(source),
                "--path-output", str(out), "--warningiserror", "--keep-going", "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:

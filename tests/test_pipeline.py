@@ -39,11 +39,11 @@ def quick_study() -> tuple[Path, Path]:
     return results, results / "book" / "_build" / "html"
 
 
-def _notebook(path: Path, code: str, parameters: str = 'results_dir = "../results"') -> Path:
+def _notebook(path: Path, code: str, parameters: str = 'results_dir = "results"') -> Path:
     """A minimal notebook that follows the pipeline's conventions, then runs ``code``."""
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                "language": "python"}})
-    badge = f"https://colab.research.google.com/github/OWNER/sdn/blob/main/notebooks/{path.name}"
+    badge = f"https://colab.research.google.com/github/{pipeline.GITHUB_REPOSITORY}/blob/main/notebooks/{path.name}"
     parameters_cell = new_code_cell(parameters)
     parameters_cell.metadata["tags"] = ["parameters"]
     nb.cells = [
@@ -94,15 +94,17 @@ def test_parameters_reach_the_notebook_and_quick_overrides(tmp_path):
     nb = _notebook(tmp_path / "01_echo.ipynb", code=(
         "import json, os, pathlib\n"
         "pathlib.Path(results_dir, 'seen.json').write_text(json.dumps("
-        "{'epochs': epochs, 'cwd': os.getcwd(), 'results_dir': results_dir}))"),
-        parameters='results_dir = "../results"\nepochs = 300')
-    run = pipeline.Run(str(nb), "01_echo", {"epochs": 300}, quick={"epochs": 3})
+        "{'epochs': epochs, 'cwd': os.getcwd(), 'results_dir': results_dir, 'out_dir': out_dir}))"),
+        parameters='results_dir = "results"\nepochs = 300\nout_dir = "results/echo"')
+    run = pipeline.Run(str(nb), "01_echo", {"epochs": 300, "out_dir": "{results_dir}/echo"},
+                       quick={"epochs": 3})
     results = tmp_path / "results"
     pipeline.run_notebooks([run], results, quick=True)
     seen = json.loads((results / "seen.json").read_text())
     assert seen["epochs"] == 3
-    assert Path(seen["cwd"]) == pipeline.NOTEBOOKS
-    assert Path(pipeline.NOTEBOOKS, seen["results_dir"]).resolve() == results.resolve()
+    assert Path(seen["cwd"]) == pipeline.REPO
+    assert Path(pipeline.REPO, seen["results_dir"]).resolve() == results.resolve()
+    assert seen["out_dir"] == f"{seen['results_dir']}/echo"
     assert (results / "notebooks" / "01_echo.ipynb").is_file()
     with (results / "runtimes.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -111,9 +113,10 @@ def test_parameters_reach_the_notebook_and_quick_overrides(tmp_path):
     assert (results / "environment.csv").is_file()
 
 
-def test_results_inside_the_repository_are_passed_relative_to_notebooks():
-    assert pipeline.notebook_relative(pipeline.DEFAULT_RESULTS) == "../results"
-    assert pipeline.notebook_relative(Path("/tmp/elsewhere")) == "/tmp/elsewhere"
+def test_results_inside_the_repository_are_passed_relative_to_its_root():
+    assert pipeline.root_relative(pipeline.DEFAULT_RESULTS) == "results"
+    assert pipeline.root_relative(pipeline.QUICK_RESULTS) == "results-quick"
+    assert pipeline.root_relative(Path("/tmp/elsewhere")) == "/tmp/elsewhere"
 
 
 def test_first_failing_notebook_stops_the_pipeline_and_is_named(tmp_path):
