@@ -252,19 +252,20 @@ def stage_book(results: Path, source: Path, runs: list[Run]) -> None:
 
 
 def for_book(nb):
-    """Hide what only matters when running a notebook: the injected parameters and the Colab setup.
+    """Prepare an executed notebook for the book.
 
-    The Colab badge image is hosted by Google; in the book it becomes a plain link so that pages
-    load nothing from outside the local server.
+    The install-only-in-Colab cell is removed; the parameter cells (defaults and the values the
+    pipeline injected) stay, folded. The Colab badge image is hosted by Google: in the book it
+    becomes a plain link, so that pages load nothing from outside the local server.
     """
     first_code = True
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if cell.cell_type == "code" and first_code:
             first_code = False
-            tags.append("remove-cell")  # the install-only-in-Colab cell
-        if "injected-parameters" in tags or "parameters" in tags:
             tags.append("remove-cell")
+        elif "injected-parameters" in tags or "parameters" in tags:
+            tags.append("hide-input")
         if cell.cell_type == "markdown":
             cell.source = cell.source.replace(
                 "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]",

@@ -161,7 +161,7 @@ def test_book_copies_hide_setup_and_load_no_badge_image():
     assert "colab-badge.svg" not in staged.cells[0].source
     assert "[Open in Colab](https://colab.research.google.com/github/" in staged.cells[0].source
     assert "remove-cell" in staged.cells[1].metadata["tags"]  # install-in-Colab cell
-    assert "remove-cell" in staged.cells[2].metadata["tags"]  # parameters
+    assert "hide-input" in staged.cells[2].metadata["tags"]  # parameters: folded, not removed
 
 
 # ---------------------------------------------------------------------------------------------
