@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from .geometry import N_WALLS, Room
+from .io import atomic_path
 from .stability import StabilityReport, UnstableSDNError, growth_ratio, passivity_certificate
 
 K = N_WALLS - 1  # neighbours per node
@@ -368,22 +368,14 @@ class SDN(nn.Module):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Write the state_dict and the constructor config (atomically; loads with weights_only=True)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": CHECKPOINT_FORMAT,
             "config": self.config,
             "dtype": str(self.dtype).removeprefix("torch."),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     @classmethod
     def from_config(cls, config: dict, **kwargs) -> "SDN":

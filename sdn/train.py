@@ -1,0 +1,309 @@
+"""Fit an SDN to a measured room impulse response (the paper's experiment).
+
+Full-batch Adam on one target: each epoch renders the SDN's impulse response in closed form at
+the target's length, normalises both to unit norm and takes one step on the weighted loss of
+:mod:`sdn.losses`. A run folder holds everything needed to inspect, reproduce and resume it::
+
+    config.json    resolved experiment + room config, package versions, config hash
+    history.csv    per-epoch loss terms and total
+    checkpoint.pt  model + optimiser + history (for --resume)
+    model.pt       final weights, best.pt lowest-loss weights (sdn.load)
+    ir.wav         final impulse response (float32 WAV, unit norm)
+    metrics.json   acoustic parameters and errors of the target, initial and trained model
+
+Command line::
+
+    python -m sdn.train --config config/experiments/prior_fir0.yaml \\
+        --room config/rooms/homula_s1_r2hom1.yaml [--epochs N] [--device cpu|cuda] [--out DIR] [--resume]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .baselines import absorption_from_reverberation_time
+from .config import ExperimentConfig, config_hash, load_experiment
+from .data import RoomConfig, load_room_config
+from .evaluation import evaluate
+from .io import atomic_path, write_text
+from .losses import SDNLoss
+from .model import SDN
+from .stability import UnstableSDNError
+
+log = logging.getLogger(__name__)
+HISTORY_FIELDS = ("epoch", "edc", "edr", "edp", "total", "seconds")
+
+
+class TrainingStopped(RuntimeError):
+    """The loss became non-finite or the model unstable; the run folder keeps the last good weights."""
+
+
+@dataclass
+class FitResult:
+    model: SDN
+    history: list
+    metrics: dict
+    run_dir: Path | None
+    config: dict
+
+
+def resolve_alpha(experiment: ExperimentConfig, room_config: RoomConfig, target_rt60: float) -> float:
+    """The model's initial absorption: the configured number, or Sabine/Eyring from the target's T30."""
+    alpha = experiment.model.alpha
+    if isinstance(alpha, str):
+        return absorption_from_reverberation_time(alpha, target_rt60, room_config.room, c=experiment.model.c)
+    return float(alpha)
+
+
+def build_model(experiment: ExperimentConfig, room_config: RoomConfig, alpha: float, device=None) -> SDN:
+    m = experiment.model
+    return SDN(
+        room_config.room,
+        sample_rate=m.sample_rate,
+        fir_order=m.fir_order,
+        alpha=alpha,
+        distance_correction=m.distance_correction,
+        integer_delays=m.integer_delays,
+        c=m.c,
+        max_correction=m.max_correction,
+        correction_scale=m.correction_scale,
+        device=device,
+    )
+
+
+def versions() -> dict:
+    import scipy
+
+    return {
+        "sdn": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def room_config_dict(room_config: RoomConfig) -> dict:
+    target = room_config.target
+    return {
+        "name": room_config.name,
+        **room_config.room.to_dict(),
+        "target": None if target is None else {"file": target.file, "channel": target.channel},
+    }
+
+
+def _render(model: SDN, n: int) -> torch.Tensor:
+    h = model.impulse_response(n)
+    return h / torch.linalg.vector_norm(h)
+
+
+def _write_history(path: Path, history: list) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+def _save_checkpoint(path: Path, model, optimizer, history, best) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history, "best": best}, tmp)
+
+
+def fit(
+    experiment: ExperimentConfig,
+    room_config: RoomConfig,
+    out: str | Path | None = None,
+    epochs: int | None = None,
+    device: str | torch.device | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    target=None,
+) -> FitResult:
+    """Fit (or, with 0 epochs, just evaluate) the experiment's SDN on the room's measured target.
+
+    Parameters
+    ----------
+    experiment, room_config : from :func:`sdn.config.load_experiment` and
+        :func:`sdn.data.load_room_config`.
+    out : run folder (created); None keeps everything in memory.
+    epochs : overrides ``experiment.training.epochs``.
+    device : "cpu", "cuda", a torch.device, or None (CPU).
+    resume : continue from ``out/checkpoint.pt``; gives the same result as an uninterrupted run.
+    progress : show a progress bar with the loss terms.
+    target : a preloaded :class:`sdn.data.MeasuredRIR` (default: ``room_config.load_target``).
+
+    Raises
+    ------
+    TrainingStopped when the loss becomes non-finite or the model unstable, after saving the last
+    good weights, the history and the metrics so far.
+    """
+    if epochs is not None:
+        experiment = experiment.replace(training={"epochs": int(epochs)})
+    device = torch.device(device or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False")
+    run_dir = Path(out) if out is not None else None
+    if resume and (run_dir is None or not (run_dir / "checkpoint.pt").is_file()):
+        raise FileNotFoundError(f"cannot resume: no checkpoint.pt in {run_dir}")
+
+    torch.manual_seed(experiment.training.seed)
+    fs = experiment.model.sample_rate
+    target = target if target is not None else room_config.load_target(sample_rate=fs)
+    if target.sample_rate != fs:
+        raise ValueError(f"target sample rate {target.sample_rate} Hz differs from the model's {fs} Hz")
+    y = target.signal.to(device=device, dtype=torch.float32)
+    y = y / torch.linalg.vector_norm(y)
+    n = y.shape[-1]
+    alpha = resolve_alpha(experiment, room_config, target.rt60 if target.rt60 else _rt60(y, fs))
+    model = build_model(experiment, room_config, alpha, device)
+    loss_fn = SDNLoss(fs, weights=(experiment.loss.edc, experiment.loss.edr, experiment.loss.edp))
+    optimizer = torch.optim.Adam(model.parameters(), lr=experiment.training.lr)
+
+    resolved = {
+        "experiment": experiment.to_dict(),
+        "room": room_config_dict(room_config),
+        "resolved": {"alpha": alpha, "target": target.metadata(), "n_samples": n},
+    }
+    resolved["hash"] = config_hash({k: resolved[k] for k in ("experiment", "room")})
+    # Resuming may extend the number of epochs; everything else must be the same run.
+    resolved["resume_hash"] = config_hash({**resolved["room"], **experiment.replace(training={"epochs": 0}).to_dict()})
+    resolved["versions"] = versions()
+    with torch.no_grad():
+        initial_ir = _render(model, n)
+    history, best = [], None
+    if resume:
+        previous = json.loads((run_dir / "config.json").read_text())
+        if previous.get("resume_hash") != resolved["resume_hash"]:
+            raise ValueError(f"cannot resume {run_dir}: it was run with another configuration "
+                             f"(hash {previous.get('resume_hash')} != {resolved['resume_hash']})")
+        state = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, best = state["history"], state["best"]
+    if run_dir is not None:
+        write_text(run_dir / "config.json", json.dumps(resolved, indent=2))
+
+    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    stop_reason = None
+    epochs_total = experiment.training.epochs
+    bar = _progress(range(len(history), epochs_total), progress, experiment.name)
+    for epoch in bar:
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        try:
+            terms = loss_fn(_render(model, n), y)
+        except UnstableSDNError as err:
+            stop_reason = f"epoch {epoch}: {err}"
+            break
+        if not torch.isfinite(terms["total"]):
+            stop_reason = f"epoch {epoch}: non-finite loss {({k: v.item() for k, v in terms.items()})}"
+            break
+        last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        terms["total"].backward()
+        optimizer.step()
+        row = {"epoch": epoch, **{k: terms[k].item() for k in ("edc", "edr", "edp", "total")},
+               "seconds": time.perf_counter() - started}
+        history.append(row)
+        if best is None or row["total"] < best["total"]:
+            best = {"epoch": epoch, "total": row["total"], "state": last_good}
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix({k: f"{row[k]:.4f}" for k in ("total", "edc", "edr", "edp")})
+        if run_dir is not None and ((epoch + 1) % experiment.training.checkpoint_every == 0 or epoch + 1 == epochs_total):
+            _save_checkpoint(run_dir / "checkpoint.pt", model, optimizer, history, best)
+
+    if stop_reason is not None:
+        model.load_state_dict(last_good)  # weights that produced the last finite loss
+    metrics = _final_metrics(model, y, initial_ir, loss_fn, fs)
+    metrics["stopped"] = stop_reason
+    metrics["best_epoch"] = None if best is None else best["epoch"]
+    if run_dir is not None:
+        _write_outputs(run_dir, model, best, history, metrics, n)
+    if stop_reason is not None:
+        raise TrainingStopped(f"training stopped at {stop_reason}; last good weights kept"
+                              + (f" in {run_dir}" if run_dir else ""))
+    return FitResult(model=model, history=history, metrics=metrics, run_dir=run_dir, config=resolved)
+
+
+def _rt60(y: torch.Tensor, fs: int) -> float:
+    from .acoustics import reverberation_time
+
+    return float(reverberation_time(y.detach().cpu(), fs, decay="T30"))
+
+
+def _progress(iterable, enabled: bool, name: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=name, unit="epoch", leave=False)
+
+
+def _final_metrics(model: SDN, y: torch.Tensor, initial_ir: torch.Tensor, loss_fn, fs: int) -> dict:
+    with torch.no_grad():
+        final_ir = _render(model, y.shape[-1])
+        out = {"target": evaluate(y, None, fs)}
+        for name, h in (("initial", initial_ir), ("trained", final_ir)):
+            entry = evaluate(h, y, fs)
+            entry.update({f"loss_{k}": float(v) for k, v in loss_fn(h, y).items()})
+            out[name] = entry
+    return out
+
+
+def _write_outputs(run_dir: Path, model: SDN, best, history, metrics, n: int) -> None:
+    import soundfile as sf
+
+    model.save(run_dir / "model.pt")
+    if best is not None:
+        best_model = SDN.from_config(model.config, dtype=model.dtype)
+        best_model.load_state_dict(best["state"])
+        best_model.save(run_dir / "best.pt")
+    _write_history(run_dir / "history.csv", history)
+    with torch.no_grad():
+        ir = _render(model, n).cpu().numpy()
+    with atomic_path(run_dir / "ir.wav") as tmp:
+        sf.write(str(tmp), ir.astype(np.float32), int(model.sample_rate), subtype="FLOAT", format="WAV")
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sdn.train", description="Fit an SDN to a measured RIR.")
+    parser.add_argument("--config", required=True, help="experiment YAML (config/experiments/*.yaml)")
+    parser.add_argument("--room", required=True, help="room YAML (config/rooms/*.yaml)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the configured number of epochs")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--out", default=None, help="run folder (default runs/<experiment>_<room>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        experiment = load_experiment(args.config)
+        room_config = load_room_config(args.room)
+        out = args.out or f"runs/{experiment.name}_{room_config.name}"
+        result = fit(experiment, room_config, out=out, epochs=args.epochs, device=args.device,
+                     resume=args.resume, progress=not args.quiet)
+    except (FileNotFoundError, ValueError, TrainingStopped, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    trained = result.metrics["trained"]
+    print(f"{experiment.name} on {room_config.name}: loss {trained['loss_total']:.4f}, "
+          f"EDC error {trained['edc_error_db']:.2f} dB -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
