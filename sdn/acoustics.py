@@ -47,7 +47,7 @@ def _as_tensor(h: ArrayLike, name: str = "h", min_length: int = 1) -> tuple[torc
     if was_numpy:
         if not np.issubdtype(h.dtype, np.floating):
             raise TypeError(f"{name} must be a floating-point array, got dtype {h.dtype}")
-        h = torch.from_numpy(np.ascontiguousarray(h, dtype=np.float64))
+        h = torch.from_numpy(np.array(h, dtype=np.float64, copy=True))
     elif isinstance(h, torch.Tensor):
         if not h.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {h.dtype}")
@@ -150,6 +150,21 @@ def _onset(x: torch.Tensor, threshold_db: float = ONSET_THRESHOLD_DB) -> torch.T
     return above.to(torch.uint8).argmax(dim=-1)
 
 
+def _decay_range(decay) -> tuple[float, float]:
+    """(upper, lower) dB limits for a decay name or an explicit pair."""
+    if isinstance(decay, str):
+        if decay not in DECAY_RANGES:
+            raise ValueError(f"decay must be one of {sorted(DECAY_RANGES)} or an (upper, lower) dB pair, got {decay!r}")
+        return DECAY_RANGES[decay]
+    try:
+        upper, lower = (float(v) for v in decay)
+    except (TypeError, ValueError):
+        raise ValueError(f"decay must be one of {sorted(DECAY_RANGES)} or an (upper, lower) dB pair, got {decay!r}") from None
+    if not (0.0 >= upper > lower and math.isfinite(lower)):
+        raise ValueError(f"a decay range needs 0 >= upper > lower (dB), got ({upper}, {lower})")
+    return upper, lower
+
+
 def _decay_fit(
     x: torch.Tensor,
     sample_rate: float,
@@ -158,9 +173,7 @@ def _decay_fit(
     min_margin_db: float | None,
 ) -> torch.Tensor:
     """Least-squares decay time of ``x`` (..., T) with per-signal onset (...,). Float64."""
-    if decay not in DECAY_RANGES:
-        raise ValueError(f"decay must be one of {sorted(DECAY_RANGES)}, got {decay!r}")
-    upper, lower = DECAY_RANGES[decay]
+    upper, lower = _decay_range(decay)
     x = x.detach().to(torch.float64)
     n = x.shape[-1]
     edc = _schroeder(x)
@@ -212,7 +225,7 @@ def _margin_ok(x, edc, level, in_range, slope, sample_rate, onset, min_margin_db
 def reverberation_time(
     h: ArrayLike,
     sample_rate: float,
-    decay: str = "T30",
+    decay: str | tuple[float, float] = "T30",
     bands: str | None = None,
     min_margin_db: float | None = 10.0,
 ) -> ArrayLike:
@@ -234,8 +247,9 @@ def reverberation_time(
         Impulse response(s).
     sample_rate : float
         Sampling rate in Hz.
-    decay : {"T30", "T20", "EDT"}
-        Decay range.
+    decay : {"T30", "T20", "EDT"} or (upper, lower)
+        Decay range; a pair of dB levels (e.g. ``(-0.1, -10.1)``, pyrato's EDT range, or
+        ``(-5, -20)`` for T15) fits that range instead, still extrapolated to 60 dB.
     bands : None or "octave"
         ``None``: broadband, output shape (...). ``"octave"``: octave bands of
         :func:`octave_band_centres` (filtered by :func:`octave_bands`), output shape (..., B).
@@ -257,8 +271,7 @@ def reverberation_time(
     Not done: noise compensation (Lundeby/Chu), EDC truncation, averaging over positions.
     Not differentiable (the fit runs on detached float64 values).
     """
-    if decay not in DECAY_RANGES:
-        raise ValueError(f"decay must be one of {sorted(DECAY_RANGES)}, got {decay!r}")
+    _decay_range(decay)  # validate before any work
     x, signals, onset, was_numpy, fs = _prepare(h, sample_rate, bands)
     rt = _decay_fit(signals, fs, decay, onset, min_margin_db)
     return _output(rt, was_numpy, like=x)
