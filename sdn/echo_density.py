@@ -63,32 +63,49 @@ def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
 
 
+def _sliding_sums(y: torch.Tensor, width: int, count: int, offset: int) -> torch.Tensor:
+    """Sums of ``y[:, j:j + width]`` for ``j = offset .. offset + count - 1`` (zeros beyond the end).
+
+    Block-local running sums: ``y`` is cut into blocks of ``width`` samples, each with its own
+    cumulative sum, and every window is (end of one block) + (start of the next). The rounding
+    error is relative to the energy of two blocks around the window, not to the energy of the
+    whole record (which is what a single cumulative sum over T samples would give and which ruins
+    deep decay tails).
+    """
+    n_items, length = y.shape
+    n_blocks = (offset + count + width - 1) // width + 1
+    padded = torch.zeros((n_items, n_blocks * width), dtype=y.dtype, device=y.device)
+    padded = padded.index_copy(1, torch.arange(length, device=y.device), y) if length else padded
+    q = F.pad(torch.cumsum(padded.view(n_items, n_blocks, width), -1), (1, 0))  # q[b, i]: first i
+    following = F.pad(q[:, 1:, :width], (0, 0, 0, 1))  # partial sums of the next block
+    sums = (q[..., width:] - q[..., :width]) + following
+    return sums.reshape(n_items, n_blocks * width)[:, offset:offset + count]
+
+
 def _hann_weighted_sum(x: torch.Tensor, length: int) -> torch.Tensor:
     r"""sum_tau w(tau) x(n + tau) for the centred, sum-1 Hann window of odd ``length``, (N, T).
 
-    Zero outside the record. Uses :math:`w(\tau) \propto 1 - \cos(\theta(\tau + h))`,
-    :math:`\theta = 2\pi/(L-1)`, :math:`h=(L-1)/2`: a box sum of :math:`x` and of
-    :math:`x e^{j\theta m}`, each a difference of cumulative sums, computed in float64 (the
-    cancellation error stays ~1e-16 of the total energy) and cast back. O(T) instead of O(T L).
+    Zero outside the record. With :math:`w(\tau) = (1 - \cos(\theta(\tau + h)))/(L-1)`,
+    :math:`\theta = 2\pi/(L-1)`, :math:`h=(L-1)/2`, the sum is a box sum of :math:`x` minus box
+    sums of :math:`x\cos\theta m` and :math:`x\sin\theta m` rotated by :math:`\theta n`
+    (:func:`_sliding_sums`, float64, cast back): O(T) instead of O(T L). Only the L - 2 inner taps
+    enter (the end taps have weight 0), so windows whose weighted samples are all zero give
+    exactly 0.
     """
     half = length // 2
     n = x.shape[-1]
-    x64 = F.pad(x.to(torch.float64), (half + 1, half))  # leading extra zero: cumsum difference base
-    m = torch.arange(x64.shape[-1], dtype=torch.float64, device=x.device)
+    xp = F.pad(x.to(torch.float64), (half, half))  # xp[q + half] = x[q]
+    m = torch.arange(xp.shape[-1], dtype=torch.float64, device=x.device)
     theta = 2.0 * math.pi / (length - 1)
-    phase = torch.polar(torch.ones_like(m), theta * m)
-    c_box = torch.cumsum(x64, -1)
-    c_mod = torch.cumsum(x64 * phase, -1)
-    # sums over the L - 2 inner taps (the two end taps have weight 0; leaving them out keeps
-    # sigma exactly 0 on windows whose weighted samples are all zero)
-    box = c_box[..., length - 1:-1] - c_box[..., 1:n + 1]
-    mod = c_mod[..., length - 1:-1] - c_mod[..., 1:n + 1]
-    # tau + half = m - n', with m the padded index; e^{j theta (tau + half)} = e^{j theta m} e^{-j theta s}
-    start = torch.arange(1, n + 1, dtype=torch.float64, device=x.device)  # padded index of tap -half
-    cos_part = (mod * torch.polar(torch.ones_like(start), -theta * start)).real
+    # output n: taps tau = -half+1 .. half-1 are xp[n + 1 .. n + L - 2], with tau + half = m - n
+    width, offset = length - 2, 1
+    box = _sliding_sums(xp, width, n, offset)
+    s_cos = _sliding_sums(xp * torch.cos(theta * m), width, n, offset)
+    s_sin = _sliding_sums(xp * torch.sin(theta * m), width, n, offset)
+    k = torch.arange(n, dtype=torch.float64, device=x.device)
+    cos_part = s_cos * torch.cos(theta * k) + s_sin * torch.sin(theta * k)
     # sum over the L taps of 1 - cos(theta i) is L - 1: the normalisation to sum 1
     return ((box - cos_part) / (length - 1)).to(x.dtype)
-
 
 
 _WORKSPACE = threading.local()
