@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares, minimize
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 from scipy.signal import fftconvolve, hilbert
 
 from .geometry import WALL_NAMES
@@ -309,7 +310,7 @@ def _grid(lo, hi, step):
 
 def _locate(
     detection, direct, size, fixed, sample_rate, c, box, latency_range, grid_step,
-    match_window, threshold, n_alternatives, perturbation_step,
+    match_window, threshold, n_alternatives, perturbation_step, n_starts,
 ):
     size = np.asarray(size, dtype=np.float64)
     fixed = np.asarray(fixed, dtype=np.float64)
@@ -318,35 +319,65 @@ def _locate(
     axes = [_grid(box[i][0], box[i][1], grid_step) for i in range(3)]
     X, Y, Z = np.meshgrid(*axes, indexing="ij")
     cand = np.stack([X.ravel(), Y.ravel(), Z.ravel()], axis=-1)
-    dist = np.linalg.norm(cand - fixed, axis=-1)
-    latency = direct - dist * fs / c
+    latency = direct - np.linalg.norm(cand - fixed, axis=-1) * fs / c
     keep = (latency >= latency_range[0]) & (latency <= latency_range[1])
     if not np.any(keep):
         raise ValueError(
             f"no candidate position in the prior box is compatible with a latency in "
             f"{latency_range} samples (direct sound at sample {direct}); widen the prior"
         )
-    cand, latency = cand[keep], latency[keep]
-    # The point to locate is the mic: images of the fixed source. Reciprocity makes the same
-    # formula hold when locating a source with a fixed mic.
-    times = predicted_arrivals(size, fixed, cand, fs, latency, c)[:, 1:]
-    scores = _total_score(detection, times)
-    order = np.argsort(-scores)
-    # --- refine the best few distinct candidates; keep the best refined one
-    starts = []
-    for i in order:
-        if all(np.linalg.norm(cand[i] - s) > 0.3 for s in starts):
-            starts.append(cand[i])
-        if len(starts) >= max(2 * n_alternatives + 2, 6):
+    cand = cand[keep]
+    lower = np.array([b[0] for b in box])
+    upper = np.array([b[1] for b in box])
+
+    def grid_scores(points, step):
+        # A grid cell spans several samples of arrival time: score it on a detection function
+        # max-filtered over half a cell diagonal, so that a sharp peak between points is not
+        # missed. The point to locate is the mic (images of the fixed source); reciprocity makes
+        # the same formula hold when locating a source with a fixed mic.
+        half = int(np.ceil(0.5 * np.sqrt(3.0) * step * fs / c))
+        tau = direct - np.linalg.norm(points - fixed, axis=-1) * fs / c
+        ok = (tau >= latency_range[0]) & (tau <= latency_range[1])
+        times = predicted_arrivals(size, fixed, points, fs, tau, c)[:, 1:]
+        return np.where(ok, _total_score(maximum_filter1d(detection, 2 * half + 1), times), -1.0)
+
+    scores = grid_scores(cand, grid_step)
+    # The best coarse points are each zoomed coarse to fine (look around the best points at half
+    # the step, twice); the best distinct zoomed points (>= 5 cm apart) are refined locally.
+    offsets = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 3, indexing="ij"), -1).reshape(-1, 3)
+    zoomed, zoomed_scores = [], []
+    for i in np.argsort(-scores)[: 8 * n_starts]:
+        if scores[i] < 0:
             break
+        points, step = cand[i][None], grid_step
+        for _ in range(2):
+            step = step / 2
+            points = np.unique(np.round(
+                np.clip((points[:, None, :] + step * offsets).reshape(-1, 3), lower, upper), 6), axis=0)
+            local = grid_scores(points, step)
+            order = np.argsort(-local)[:8]
+            points = points[order]
+        zoomed.append(points[0])
+        zoomed_scores.append(local[order[0]])
+    starts = []
+    for i in np.argsort(zoomed_scores)[::-1]:
+        if all(np.linalg.norm(zoomed[i] - s0) > 0.05 for s0 in starts):
+            starts.append(zoomed[i])
+        if len(starts) >= n_starts:
+            break
+    half_cell = int(np.ceil(0.5 * np.sqrt(3.0) * step * fs / c))
+    smooth = gaussian_filter1d(detection, 1.0)
+    # coarse-to-fine score functions for the local refinement
+    ladder = [maximum_filter1d(detection, 2 * w + 1) for w in sorted({half_cell, 1}, reverse=True)]
+    ladder.append(smooth)
     peak_t, peak_h = _local_peaks(detection, threshold)
     refined = [
-        _refine(s0, detection, direct, size, fixed, fs, c, box, latency_range, peak_t, peak_h,
+        _refine(s0, ladder, direct, size, fixed, fs, c, box, latency_range, peak_t, peak_h,
                 match_window)
         for s0 in starts
     ]
     refined_scores = [
-        float(_total_score(detection, predicted_arrivals(size, fixed, p, fs, lat, c)[1:]))
+        float(_total_score(smooth, predicted_arrivals(size, fixed, p, fs, lat, c)[1:]))
         for p, lat in refined
     ]
     ranking = np.argsort(refined_scores)[::-1]
@@ -418,21 +449,22 @@ def _jacobian(size, fixed, position, fs, c):
     return np.concatenate([unit * fs / c, np.ones((7, 1))], axis=1)
 
 
-def _refine(start, detection, direct, size, fixed, fs, c, box, latency_range, peak_t, peak_h,
+def _refine(start, ladder, direct, size, fixed, fs, c, box, latency_range, peak_t, peak_h,
             window):
     """Local refinement of a grid point.
 
     1. Nelder-Mead maximisation of the score over the position (latency eliminated through the
-       measured direct sound), inside the box and the latency prior.
+       measured direct sound), inside the box and the latency prior, on a ladder of detection
+       functions from coarse (max-filtered over a grid cell) to fine.
     2. Polish: peaks within ``window`` samples of the arrivals predicted there are matched once
        (one-to-one) and (position, latency) is fitted to them by least squares (Cauchy loss,
-       weights sqrt(peak height)); kept only if at least five arrivals, the direct sound included,
-       are matched and the polish moves the point by less than 5 cm.
+       weights sqrt(peak height)), re-matching after each fit; needs at least five matched
+       arrivals, the direct sound included, and stops before moving 5 cm from step 1.
     """
     lower = np.array([b[0] for b in box])
     upper = np.array([b[1] for b in box])
 
-    def negative_score(p):
+    def negative_score(p, detection):
         if np.any(p < lower) or np.any(p > upper):
             return 10.0
         tau = direct - np.linalg.norm(p - fixed) * fs / c
@@ -440,29 +472,43 @@ def _refine(start, detection, direct, size, fixed, fs, c, box, latency_range, pe
             return 10.0
         return -float(_total_score(detection, predicted_arrivals(size, fixed, p, fs, tau, c)[1:]))
 
-    simplex = np.asarray(start, dtype=np.float64) + np.vstack([np.zeros(3), 0.02 * np.eye(3)])
-    sol = minimize(negative_score, simplex[0], method="Nelder-Mead",
-                   options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-6, "maxiter": 2000})
-    position = sol.x if sol.fun <= negative_score(np.asarray(start)) else np.asarray(start, float)
+    position = np.asarray(start, dtype=np.float64)
+    step = 0.02
+    for detection in ladder:
+        simplex = position + np.vstack([np.zeros(3), step * np.eye(3)])
+        sol = minimize(negative_score, position, args=(detection,), method="Nelder-Mead",
+                       options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-7,
+                                "maxiter": 2000})
+        if sol.fun <= negative_score(position, detection):
+            position = sol.x
+        step = max(step / 2, 0.005)
     tau = direct - np.linalg.norm(position - fixed) * fs / c
-
-    predicted = predicted_arrivals(size, fixed, position, fs, tau, c)
-    measured, heights = _match(predicted, peak_t, peak_h, window)
-    use = np.isfinite(measured)
-    if use.sum() < 5 or not use[0]:
-        return position, float(tau)
-    weights = np.sqrt(heights[use])
-
-    def resid(p):
-        return weights * (predicted_arrivals(size, fixed, p[:3], fs, p[3], c)[use] - measured[use])
 
     lo = np.r_[lower, -np.inf]
     hi = np.r_[upper, np.inf]
-    x0 = np.clip(np.r_[position, tau], lo + 1e-9, hi - 1e-9)
-    fit = least_squares(resid, x0, bounds=(lo, hi), loss="cauchy", f_scale=1.0)
-    if np.linalg.norm(fit.x[:3] - position) < 0.05:
-        return fit.x[:3], float(fit.x[3])
-    return position, float(tau)
+    start_position = position.copy()
+    polished = (position, float(tau))
+    for _ in range(5):
+        predicted = predicted_arrivals(size, fixed, position, fs, tau, c)
+        measured, heights = _match(predicted, peak_t, peak_h, window)
+        use = np.isfinite(measured)
+        if use.sum() < 5 or not use[0]:
+            break
+        weights = np.sqrt(heights[use])
+
+        def resid(p, use=use, weights=weights, measured=measured):
+            return weights * (predicted_arrivals(size, fixed, p[:3], fs, p[3], c)[use] - measured[use])
+
+        x0 = np.clip(np.r_[position, tau], lo + 1e-9, hi - 1e-9)
+        fit = least_squares(resid, x0, bounds=(lo, hi), loss="cauchy", f_scale=1.0)
+        if np.linalg.norm(fit.x[:3] - start_position) >= 0.05:
+            break
+        moved = np.linalg.norm(fit.x[:3] - position)
+        position, tau = fit.x[:3], float(fit.x[3])
+        polished = (position, tau)
+        if moved < 1e-5:
+            break
+    return polished
 
 
 def _default_box(size, height, margin):
@@ -488,6 +534,7 @@ def locate_microphone(
     threshold: float = 0.08,
     max_length: int | None = None,
     max_delay: float = 0.025,
+    n_starts: int = 8,
     n_alternatives: int = 3,
     perturbation_step: float = 0.05,
 ) -> CalibrationResult:
@@ -512,6 +559,8 @@ def locate_microphone(
     max_length : samples of the RIR analysed (default 80 ms).
     max_delay : seconds after the direct sound beyond which predicted reflections are neither
         scored nor matched (default 25 ms; reported as unmatched).
+    n_starts : best distinct grid points (at least 5 cm apart, after zooming the best
+        ``8 n_starts`` coarse points to a quarter of ``grid_step``) refined locally.
     n_alternatives : runner-up solutions to report.
     perturbation_step : metres, for the sensitivity table.
 
@@ -531,7 +580,7 @@ def locate_microphone(
     latency_samples = (latency_range[0] * sample_rate, latency_range[1] * sample_rate)
     return _locate(
         detection, direct, size, source, sample_rate, c, box, latency_samples, grid_step,
-        match_window, threshold, n_alternatives, perturbation_step,
+        match_window, threshold, n_alternatives, perturbation_step, n_starts,
     )
 
 
@@ -553,6 +602,7 @@ def locate_source(
     threshold: float = 0.08,
     max_length: int | None = None,
     max_delay: float = 0.025,
+    n_starts: int = 8,
     n_alternatives: int = 3,
     perturbation_step: float = 0.05,
 ) -> CalibrationResult:
@@ -569,7 +619,8 @@ def locate_source(
     return locate_microphone(
         rir, sample_rate, size, mic, height=height, box=box, margin=margin,
         latency_range=latency_range, c=c, grid_step=grid_step, match_window=match_window,
-        threshold=threshold, max_length=max_length, max_delay=max_delay, n_alternatives=n_alternatives,
+        threshold=threshold, max_length=max_length, max_delay=max_delay, n_starts=n_starts,
+        n_alternatives=n_alternatives,
         perturbation_step=perturbation_step,
     )
 
@@ -622,3 +673,4 @@ def leave_one_channel_out(locate, rir, *args, **kwargs) -> list:
     if h.shape[0] < 2:
         raise ValueError("leave-one-channel-out needs at least two channels")
     return [locate(np.delete(h, i, axis=0), *args, **kwargs) for i in range(h.shape[0])]
+
