@@ -15,22 +15,28 @@ Method (all times in samples at the measurement rate, typically 48 kHz)
    ``t0`` is measured, so ``tau = t0 - fs |s - m| / c`` and only ``m`` is searched.
 3. **Global search**: score ``sum_k D(tk)`` over the first-order reflections arriving within
    ``max_delay`` (25 ms) of the direct sound (later ones, e.g. off a far wall, fall where the echo
-   density is already high and carry no information), arrivals closer than 3 samples counting
-   once, on a grid over the prior box (inside the room, microphone height range, latency range);
-   the best distinct grid points are refined and ranked.
-4. **Refinement**: peaks of ``D`` (parabolic sub-sample interpolation) within ``match_window``
-   samples of each predicted arrival are matched; ``(m, tau)`` is fitted by nonlinear least
-   squares on the matched arrivals (direct included), with a Cauchy loss.
+   density is already high and carry no information); one peak must not confirm two reflections
+   (an arrival within 8 samples of the previous one counts in proportion). The score is evaluated
+   on a grid over the prior box (inside the room, microphone height range, latency range) using
+   ``D`` max-filtered over half a grid cell; the best grid points are zoomed to a quarter of the
+   step, and the best distinct ones are refined.
+4. **Refinement**: Nelder-Mead on the score, from coarse (max-filtered) to fine (Gaussian,
+   sigma = 1 sample) versions of ``D``; then peaks of ``D`` (parabolic sub-sample interpolation)
+   within ``match_window`` samples of each predicted arrival are matched one-to-one and
+   ``(m, tau)`` is fitted by least squares on the matched arrivals (direct included; Cauchy loss,
+   weights sqrt(peak height)). The refined point with the highest score is the estimate.
 5. **Report**: position, latency, per-arrival residuals (samples), the local covariance
-   ``sigma^2 (J^T J)^-1`` (sigma: residual RMS, floored at 0.5 sample), the change of every
-   residual for +-5 cm moves along each axis, and the runner-up solutions of the global search
-   with their scores (ambiguity).
+   ``sigma^2 (J^T J)^-1`` (sigma: residual RMS, floored at 0.5 sample; local only: it says
+   nothing about distant near-tied solutions), the change of every arrival for +-5 cm moves
+   along each axis, and the runner-up solutions with their scores (ambiguity).
+   ``leave_one_channel_out`` reruns everything without each capsule (jackknife).
 
 The same machinery locates a source with a known microphone (``locate_source``): the roles of
 source and microphone are symmetric in the image-source model (reciprocity).
 
-Not done: no directivity model of the capsules or loudspeaker, no higher-order reflections, no
-furniture (specular reflections from desks and chairs can produce peaks the model does not
+Not done: no directivity model of the capsules or loudspeaker (the inter-capsule time
+differences, which carry the direction of each arrival, are not used: the capsule layout of the
+array is unknown here), no higher-order reflections, no furniture (specular reflections from desks and chairs can produce peaks the model does not
 predict; they are simply not matched), speed of sound fixed (343 m/s unless given).
 """
 from __future__ import annotations
@@ -149,7 +155,8 @@ def arrival_detection(rir, pre: int = 12, post: int = 36, max_length: int | None
         energy = float(template @ template)
         if energy <= 0:
             continue
-        corr = fftconvolve(channel, template[::-1], mode="full")[b - a - 1 :]  # corr[n] = sum h[n+j] t[j]
+        # corr[n] = sum_j h[n + j] template[j]
+        corr = fftconvolve(channel, template[::-1], mode="full")[b - a - 1 :]
         envelope = np.abs(hilbert(corr)) / energy
         shifted = np.zeros_like(envelope)
         shift = direct - a  # template start -> direct-peak time
@@ -219,7 +226,8 @@ class CalibrationResult:
     score : global-search score, sum of the detection function at the six reflection times.
     alternatives : list of dicts (position, latency, score) of the next-best local maxima of the
         global search at least 0.3 m away from the solution.
-    fixed_point : (3,) the known point (source for ``locate_microphone``, mic for ``locate_source``).
+    fixed_point : (3,) the known point (the source for ``locate_microphone``, the mic for
+        ``locate_source``).
     """
 
     position: np.ndarray
@@ -344,7 +352,8 @@ def _locate(
     scores = grid_scores(cand, grid_step)
     # The best coarse points are each zoomed coarse to fine (look around the best points at half
     # the step, twice); the best distinct zoomed points (>= 5 cm apart) are refined locally.
-    offsets = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 3, indexing="ij"), -1).reshape(-1, 3)
+    unit = np.array([-1.0, 0.0, 1.0])
+    offsets = np.stack(np.meshgrid(unit, unit, unit, indexing="ij"), -1).reshape(-1, 3)
     zoomed, zoomed_scores = [], []
     for i in np.argsort(-scores)[: 8 * n_starts]:
         if scores[i] < 0:
@@ -352,8 +361,8 @@ def _locate(
         points, step = cand[i][None], grid_step
         for _ in range(2):
             step = step / 2
-            points = np.unique(np.round(
-                np.clip((points[:, None, :] + step * offsets).reshape(-1, 3), lower, upper), 6), axis=0)
+            around = (points[:, None, :] + step * offsets).reshape(-1, 3)
+            points = np.unique(np.round(np.clip(around, lower, upper), 6), axis=0)
             local = grid_scores(points, step)
             order = np.argsort(-local)[:8]
             points = points[order]
@@ -385,7 +394,8 @@ def _locate(
     position, tau = refined[best]
     alternatives = []
     for i in ranking[1:]:
-        if all(np.linalg.norm(refined[i][0] - q) > 0.3 for q in [position] + [a["position"] for a in alternatives]):
+        taken = [position] + [a["position"] for a in alternatives]
+        if all(np.linalg.norm(refined[i][0] - q) > 0.3 for q in taken):
             alternatives.append(
                 {"position": refined[i][0], "latency": refined[i][1], "score": refined_scores[i]}
             )
@@ -497,7 +507,8 @@ def _refine(start, ladder, direct, size, fixed, fs, c, box, latency_range, peak_
         weights = np.sqrt(heights[use])
 
         def resid(p, use=use, weights=weights, measured=measured):
-            return weights * (predicted_arrivals(size, fixed, p[:3], fs, p[3], c)[use] - measured[use])
+            pred = predicted_arrivals(size, fixed, p[:3], fs, p[3], c)
+            return weights * (pred[use] - measured[use])
 
         x0 = np.clip(np.r_[position, tau], lo + 1e-9, hi - 1e-9)
         fit = least_squares(resid, x0, bounds=(lo, hi), loss="cauchy", f_scale=1.0)

@@ -429,7 +429,8 @@ def resample(signal: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
         return np.asarray(signal, dtype=np.float64)
     import soxr
 
-    return np.asarray(soxr.resample(np.asarray(signal, dtype=np.float64), rate_in, rate_out, quality="VHQ"))
+    x = np.asarray(signal, dtype=np.float64)
+    return np.asarray(soxr.resample(x, rate_in, rate_out, quality="VHQ"))
 
 
 def load_rir(
@@ -470,7 +471,8 @@ def load_rir(
         verify = entry is not None
     if verify:
         verify_file(path, entry.name if entry else None)
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+    if (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer))
+            or sample_rate <= 0):
         raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
     data, rate = read_audio(path)
     if data.shape[1] == 0:
@@ -488,7 +490,9 @@ def load_rir(
 
         rt60 = float(np.asarray(reverberation_time(h, int(sample_rate), decay="T30")))
         if not np.isfinite(rt60) or rt60 <= 0:
-            raise ValueError(f"{path}: no usable 30 dB decay for trimming (T30 = {rt60}); pass trim=False")
+            raise ValueError(
+                f"{path}: no usable 30 dB decay for trimming (T30 = {rt60}); pass trim=False"
+            )
         n = min(h.shape[-1], max(1, int(round(rt60 * sample_rate))))
         h = h[:n]
     scale = 1.0
@@ -599,12 +603,16 @@ def load_room_config(path: str | os.PathLike) -> RoomConfig:
             raise ValueError(f"{path}: target must be a mapping with keys {sorted(_TARGET_KEYS)}")
         unknown = sorted(set(spec) - _TARGET_KEYS)
         if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown} in target; allowed: {sorted(_TARGET_KEYS)}")
+            raise ValueError(
+                f"{path}: unknown key(s) {unknown} in target; allowed: {sorted(_TARGET_KEYS)}"
+            )
         if "file" not in spec:
             raise ValueError(f"{path}: target needs a 'file'")
         channel = spec.get("channel", 0)
         if not (channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool))):
-            raise ValueError(f"{path}: target channel must be an integer or 'mean', got {channel!r}")
+            raise ValueError(
+                f"{path}: target channel must be an integer or 'mean', got {channel!r}"
+            )
         target = TargetSpec(file=str(spec["file"]), channel=channel)
     return RoomConfig(
         name=str(raw["name"]),
@@ -629,9 +637,13 @@ def main(argv=None) -> int:
     p_fetch = sub.add_parser("fetch", help="download and verify files (default: all registered)")
     p_fetch.add_argument("names", nargs="*", help=f"files among: {', '.join(REGISTRY)}")
     p_fetch.add_argument("--dest", help="data directory (default: $SDN_DATA_DIR or <repo>/data)")
-    p_fetch.add_argument("--base-url", help=f"mirror base URL (default: ${BASE_URL_ENV} or public URLs)")
+    p_fetch.add_argument(
+        "--base-url", help=f"mirror base URL (default: ${BASE_URL_ENV} or the public URLs)"
+    )
     p_fetch.add_argument("--timeout", type=float, default=60.0, help="seconds per connection")
-    p_fetch.add_argument("--force", action="store_true", help="download even if a valid copy exists")
+    p_fetch.add_argument(
+        "--force", action="store_true", help="download even if a valid copy exists"
+    )
     p_verify = sub.add_parser("verify", help="verify the files present in the data directory")
     p_verify.add_argument("names", nargs="*")
     sub.add_parser("list", help="list registered files")

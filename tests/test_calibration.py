@@ -46,7 +46,8 @@ def test_predicted_arrivals_agree_with_room_geometry():
 
 @pytest.mark.parametrize(
     "mic, latency",
-    [((3.1, 6.2, 1.35), 37), ((1.2, 3.4, 1.10), 0), ((4.4, 9.5, 1.55), 250), ((5.0, 2.2, 1.45), 10)],
+    [((3.1, 6.2, 1.35), 37), ((1.2, 3.4, 1.10), 0), ((4.4, 9.5, 1.55), 250),
+     ((5.0, 2.2, 1.45), 10)],
 )
 def test_recovers_known_mic_position(mic, latency):
     h = _pra_rir(S1, [mic], latency=latency, noise=1e-4)
@@ -115,7 +116,8 @@ def test_room_config_yaml_round_trip(tmp_path):
     path.write_text(text)
     cfg = data.load_room_config(path)
     assert text.startswith("# line one\n# line two\n")
-    assert cfg.room.mic == (1.235, 2.5, 1.2) and cfg.target == data.TargetSpec("homula-rir/x.wav", "mean")
+    assert cfg.room.mic == (1.235, 2.5, 1.2)
+    assert cfg.target == data.TargetSpec("homula-rir/x.wav", "mean")
 
 
 def test_stored_config_matches_calibration_of_real_file(homula_dir):

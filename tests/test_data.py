@@ -228,7 +228,8 @@ def _wav(path, x, fs=48000):
 
 
 def test_non_finite_signal(tmp_path):
-    x = np.random.default_rng(0).standard_normal((4800, 2)) * np.exp(-np.arange(4800) / 500)[:, None]
+    decay = np.exp(-np.arange(4800) / 500)[:, None]
+    x = np.random.default_rng(0).standard_normal((4800, 2)) * decay
     x[100, 1] = np.nan
     path = _wav(tmp_path / "nan.wav", x)
     with pytest.raises(ValueError, match="non-finite"):
