@@ -138,9 +138,14 @@ class FetchError(RuntimeError):
 
 
 def data_dir() -> Path:
-    """The data directory: ``$SDN_DATA_DIR`` if set, else ``<repo>/data``."""
+    """The data directory: ``$SDN_DATA_DIR`` if set, else ``<repo>/data`` in a source checkout,
+    else ``./data`` (an installed package, e.g. in Colab)."""
     value = os.environ.get(DATA_DIR_ENV)
-    return Path(value).expanduser() if value else REPO_ROOT / "data"
+    if value:
+        return Path(value).expanduser()
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "data"
+    return Path.cwd() / "data"
 
 
 def _registry_entry(name: str) -> RemoteFile:

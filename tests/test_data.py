@@ -299,3 +299,11 @@ def test_room_config_bad_geometry(tmp_path):
     bad.write_text(text.replace("mic: [3.67, 1.96, 1.20]", "mic: [3.67, 1.96, 4.0]"))
     with pytest.raises(ValueError, match=r"outside\.yaml.*mic"):
         data.load_room_config(bad)
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path))
+    assert data.data_dir() == tmp_path
+    assert data.data_path(S1, must_exist=False) == tmp_path / "homula-rir" / S1
+    monkeypatch.delenv("SDN_DATA_DIR")
+    assert data.data_dir() == REPO / "data"  # a source checkout
