@@ -8,9 +8,19 @@ for one signal of a batch (silent signal, decay range not reached) its value is 
 reason is documented on the function; malformed input (wrong dtype or shape, NaN/inf samples)
 raises a ``TypeError``/``ValueError`` before any computation.
 
+Contents: :func:`energy_decay_curve`, :func:`impulse_response_onset`,
+:func:`reverberation_time` (T20, T30, EDT, broadband or octave bands), :func:`clarity` (C50,
+C80), :func:`definition` (D50), :func:`drr`, :func:`edc_error_db`, :func:`relative_error`,
+:func:`mel_energy_decay_relief`, :func:`normalized_echo_density`, :func:`mixing_time`,
+:func:`octave_bands` / :func:`octave_band_centres` and :func:`room_acoustic_parameters`
+(everything at once). Only :func:`energy_decay_curve` (linear) and
+:func:`mel_energy_decay_relief` are differentiable; the ISO parameters are evaluation metrics
+computed on detached float64 copies.
+
 What is *not* done (as in pyrato's low-level functions): no noise compensation or
-truncation of the decay curve (Lundeby, Chu), no time-reversal correction; the Schroeder
-integral runs to the end of the record.
+truncation of the decay curve (Lundeby, Chu), no averaging over source/receiver positions; the
+Schroeder integral runs to the end of the record. The dynamic-range check of
+:func:`reverberation_time` flags (NaN) rather than corrects noisy decays.
 """
 from __future__ import annotations
 
@@ -92,8 +102,9 @@ def energy_decay_curve(h: ArrayLike, db: bool = False) -> ArrayLike:
 
     .. math:: E(n) = \sum_{k=n}^{T-1} h^2(k)
 
-    (Schroeder 1965; ISO 3382-1 eq. A.?: the backward integral of the squared impulse
-    response). The sum is in samples (multiply by ``1/fs`` for J-like units).
+    (Schroeder 1965; the backward integral of the squared impulse response that ISO 3382-1
+    prescribes for the integrated impulse response method). The sum runs over samples
+    (multiply by ``1/fs`` for a time integral).
 
     Parameters
     ----------
