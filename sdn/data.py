@@ -246,9 +246,11 @@ def _url_for(entry: RemoteFile, base_url: str | None) -> str:
 
 def _download_verified(url: str, entry: RemoteFile, target: Path, timeout: float) -> None:
     """Stream url into a temporary file beside target, verify it, then os.replace it into place."""
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
+    ok = False
     try:
         with os.fdopen(fd, "wb") as handle:
             try:
@@ -273,9 +275,16 @@ def _download_verified(url: str, entry: RemoteFile, target: Path, timeout: float
         except HashMismatchError as err:
             raise FetchError(f"{err}; nothing was written") from err
         os.replace(tmp, target)
+        ok = True
     finally:
         if tmp.exists():
             tmp.unlink()
+        if not ok:  # remove the folders this call created, if still empty
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 def fetch(
@@ -649,7 +658,9 @@ def main(argv=None) -> int:
     p_fetch.add_argument(
         "--force", action="store_true", help="download even if a valid copy exists"
     )
-    p_verify = sub.add_parser("verify", help="verify the files present in the data directory")
+    p_verify = sub.add_parser(
+        "verify", help="verify the named files (default: those present in the data directory)"
+    )
     p_verify.add_argument("names", nargs="*")
     sub.add_parser("list", help="list registered files")
     args = parser.parse_args(argv)
@@ -664,7 +675,11 @@ def main(argv=None) -> int:
         status = 0
         for name in args.names or list(REGISTRY):
             try:
-                verify_file(data_path(name, must_exist=False), name)
+                path = data_path(name, must_exist=False)
+                if not path.is_file() and not args.names:
+                    print(f"absent   {name}")
+                    continue
+                verify_file(path, name)
                 print(f"ok       {name}")
             except (FileNotFoundError, HashMismatchError, KeyError) as err:
                 print(f"FAILED   {name}: {err}", file=sys.stderr)
