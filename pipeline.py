@@ -76,6 +76,9 @@ class Run:
 
 # The study, in book order. One line per run.
 RUNS: list[Run] = [
+    # Microphone position of R2-HOM1; a quick run must not rewrite the committed room config.
+    Run("01_calibration.ipynb", "01_calibration",
+        {"out_dir": "{results_dir}/calibration", "write_config": True}, quick={"write_config": False}),
 ]
 
 
