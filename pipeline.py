@@ -238,9 +238,9 @@ def stage_book(results: Path, source: Path, runs: list[Run]) -> None:
     generated.mkdir()
     missing = [r for r in runs if not (results / "notebooks" / f"{r.name}.ipynb").is_file()]
     if missing:
-        names = ", ".join(r.name for r in missing)
-        raise SystemExit(f"pipeline: {results / 'notebooks'} lacks executed notebook(s) {names}; "
-                         f"run `python pipeline.py --only NAME` for each")
+        names = " ".join(f"--only {r.name}" for r in missing)
+        raise SystemExit(f"pipeline: {results / 'notebooks'} lacks the executed notebook of "
+                         f"{', '.join(r.name for r in missing)}; run `python pipeline.py {names}`")
     for run in runs:
         nb = nbformat.read(results / "notebooks" / f"{run.name}.ipynb", as_version=4)
         for cell in nb.cells:
