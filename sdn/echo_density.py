@@ -228,6 +228,10 @@ def echo_density_profile(
 ) -> torch.Tensor:
     r"""Abel-Huang echo density profile, hard or soft (differentiable).
 
+    :math:`\eta(n) = \operatorname{erfc}(1/\sqrt2)^{-1}\sum_\tau w(\tau)\,
+    I(|h(n+\tau)| - \sigma(n))` with :math:`\sigma(n)^2 = \sum_\tau w(\tau) h^2(n+\tau)`;
+    see the module docstring for the window, the edge handling and silent stretches.
+
     Parameters
     ----------
     h : tensor, shape (..., T)
@@ -235,7 +239,8 @@ def echo_density_profile(
     sample_rate : float
         Hz; sets the window length (``window_seconds``).
     soft : bool
-        False: hard indicator :math:`|h|>\sigma` (no useful gradient). True: sigmoid indicator.
+        False: hard indicator :math:`|h|>\sigma` (returned without gradient). True: sigmoid
+        indicator, differentiable w.r.t. ``h``.
     kappa : (start, end) or float
         Sigmoid slope(s) of the soft profile, linear from start to end over the T outputs.
     window_seconds : float
@@ -266,17 +271,18 @@ def echo_density_profile(
     taps = torch.arange(length, device=h.device).unsqueeze(1) + starts.unsqueeze(0)
     edge_weights = valid[taps] * win.unsqueeze(1)
     if soft:
+        values = tuple(kappa) if isinstance(kappa, (tuple, list)) else (kappa,)
+        if len(values) not in (1, 2) or not all(float(v) > 0 for v in values):
+            raise ValueError(f"kappa must be a positive number or a (start, end) pair, got {kappa!r}")
         if isinstance(kappa, (tuple, list)):
             k = torch.linspace(float(kappa[0]), float(kappa[1]), n, dtype=h.dtype, device=h.device)
         else:
             k = torch.full((n,), float(kappa), dtype=h.dtype, device=h.device)
     else:
         k = None
-    raw = _WindowedIndicatorSum.apply(x.abs(), sigma, k, win, edge_weights)
+    mag = x.abs()
+    if k is None:  # the hard indicator has no useful gradient: return a constant
+        mag, sigma = mag.detach(), sigma.detach()
+    raw = _WindowedIndicatorSum.apply(mag, sigma, k, win, edge_weights)
     profile = raw * (ERFC_SCALE / inside)
     return profile.reshape(*batch_shape, n)
-
-
-def normalized_echo_density(h: torch.Tensor, sample_rate: float, **kwargs) -> torch.Tensor:
-    """Hard echo density profile (alias of ``echo_density_profile(soft=False)``), shape (..., T)."""
-    return echo_density_profile(h, sample_rate, soft=False, **kwargs)
