@@ -17,6 +17,11 @@ norm before calling the loss (DESIGN.md section 4); the EDC and EDP terms depend
 - :class:`SDNLoss`: :math:`0.5\,\mathrm{EDC} + 1\,\mathrm{EDR} + 1\,\mathrm{EDP}`, returning the
   terms.
 
+Degenerate input: shapes, dtypes and lengths are checked (clear ``TypeError``/``ValueError``);
+sample values are not (that would synchronise a GPU on every step): NaN/inf samples give a NaN
+loss, and an all-zero target makes the EDC term inf (NaN if the prediction is silent too).
+Detect unstable models upstream.
+
 Constant tensors (mel filterbank, STFT window) are buffers built once; they follow the module
 (``.to()``) and are cast to the input's dtype/device on use.
 """
@@ -66,7 +71,7 @@ class EDCLoss(nn.Module):
        \quad E(n) = \sum_{k \ge n} h^2(k)
 
     (means over n in the paper; the ratio is the same). Scale-dependent: inputs are expected
-    to be unit-norm; a silent target gives NaN.
+    to be unit-norm; a silent target gives inf (NaN if both are silent).
     """
 
     def __init__(self, reduction: str = "mean") -> None:

@@ -212,3 +212,14 @@ def test_bad_inputs_raise():
         EDCLoss(reduction="sum")
     with pytest.raises(ValueError, match="weights"):
         SDNLoss(FS, weights=(1.0, -1.0, 1.0))
+    with pytest.raises(ValueError, match="kappa"):
+        EDPLoss(FS, kappa=(-1.0, 10.0))(x, x)
+
+
+def test_documented_nan_for_non_finite_or_silent_input():
+    x = rir_like((4000,))
+    bad = x.clone()
+    bad[100] = float("nan")
+    assert torch.isnan(SDNLoss(FS)(bad, x)["total"])
+    assert torch.isinf(EDCLoss()(x, torch.zeros_like(x)))
+    assert torch.isnan(EDCLoss()(torch.zeros_like(x), torch.zeros_like(x)))
