@@ -291,7 +291,7 @@ def reverberation_time(
 def octave_bands(h: ArrayLike, sample_rate: float) -> ArrayLike:
     """Zero-phase octave-band split of ``h`` (..., T) into (..., B, T).
 
-    See :mod:`sdn.filterbank` for the design (3rd-order Butterworth band-passes from scipy,
+    See :mod:`sdn.filterbank` for the design (4th-order Butterworth band-passes from scipy,
     applied with zero phase); the centre frequencies are :func:`octave_band_centres`.
     Returns the same kind as ``h`` (tensor in its dtype/device, or float64 ndarray).
     """
