@@ -518,7 +518,7 @@ def mel_energy_decay_relief(
     and, if ``db``, :math:`10\log_{10}\mathrm{EDR}` floored at 80 dB below its maximum (the
     maximum over bands and frames of each signal, as ``AmplitudeToDB(top_db=80)`` in the paper's
     code; its extra absolute clamp at 1e-10 (-100 dB) is not applied: for unit-norm RIRs the
-    relative floor lies far above it, and the loss should not depend on the absolute scale).
+    relative floor lies far above it).
 
     Parameters
     ----------
