@@ -111,7 +111,7 @@ def _hann_weighted_sum(x: torch.Tensor, length: int) -> torch.Tensor:
 _WORKSPACE = threading.local()
 
 
-def _workspace(shape: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A reusable scratch grid (one per thread, shape, dtype and device; the last 4 are kept).
 
     The indicator grid is about 5 M values at 16 kHz; allocating it afresh on every call costs
@@ -134,11 +134,13 @@ def _workspace(shape: tuple[int, int], dtype: torch.dtype, device: torch.device)
 def _fill_grid(grid, frames, sig, k):
     """grid <- sigmoid(k (frames - sig)) (soft) or 1{frames > sig} (hard, k is None).
 
-    The sigmoid argument is clamped from below (-40 in float32, -300 in float64): the indicator
-    is then at least 4e-18 (resp. 5e-131) instead of underflowing into subnormal numbers, whose
-    arithmetic is an order of magnitude slower on x86 CPUs. The change of the profile is below
-    1e-17 and the gradient there is negligible either way.
+    Shapes: grid and frames (M, L, W), sig (M, W), k (W,). The sigmoid argument is clamped from
+    below (-40 in float32, -300 in float64): the indicator is then at least 4e-18 (resp.
+    5e-131) instead of underflowing into subnormal numbers, whose arithmetic is an order of
+    magnitude slower on x86 CPUs. The change of the profile is below 1e-17 and the gradient
+    there is negligible either way.
     """
+    sig = sig.unsqueeze(-2)
     if k is None:
         torch.gt(frames, sig, out=grid)
     else:
@@ -147,14 +149,30 @@ def _fill_grid(grid, frames, sig, k):
     return grid
 
 
+#: Upper bound on the scratch grid (bytes): batches are processed in chunks of signals below it.
+GRID_BYTES = 64 * 2**20
+
+
+def _chunks(n_items: int, length: int, width: int, dtype: torch.dtype):
+    per_item = length * width * torch.finfo(dtype).bits // 8
+    step = max(1, min(n_items, GRID_BYTES // per_item))
+    return step, [(i, min(i + step, n_items)) for i in range(0, n_items, step)]
+
+
+def _frames(padded: torch.Tensor, length: int, width: int) -> torch.Tensor:
+    """(M, L, W) view with frames[i, tau, n] = padded[i, tau + n] (no copy)."""
+    return padded.as_strided((padded.shape[0], length, width), (padded.stride(0), 1, 1))
+
+
 class _WindowedIndicatorSum(torch.autograd.Function):
     """sum_tau W(tau, n) I(|h|(n + tau - half), sigma(n)) for each n, with a hand-written backward.
 
-    Layout: the grid ``G[tau, n] = |h|_padded[tau + n]`` (L, T + L) is a strided view of the
-    zero-padded magnitude (no copy); the last L columns are padding (zero slope, zero gradient) so
-    that the backward can scatter the gradient grid onto the samples ("fold") with one skewed
-    strided view read by a matrix-vector product: ``V[tau, j] = grid[tau, j - tau]``.
-    The grid is recomputed in the backward instead of being stored.
+    Layout: the grid ``G[i, tau, n] = |h_i|_padded[tau + n]`` (N, L, T + L) is a strided view of
+    the zero-padded magnitudes (no copy); the last L columns are padding (zero slope, zero
+    gradient) so that the backward can scatter the gradient grid onto the samples ("fold") with
+    one skewed strided view, ``V[i, tau, j] = grid[i, tau, j - tau]``, read by a batched
+    matrix-vector product. The grid is recomputed in the backward instead of being stored, in a
+    reused scratch buffer; batches are processed in chunks of signals (``GRID_BYTES``).
     """
 
     @staticmethod
@@ -164,16 +182,18 @@ class _WindowedIndicatorSum(torch.autograd.Function):
         length = win.shape[0]
         half = length // 2
         width = n + length
-        padded = F.pad(mag.detach(), (half, half + length))  # (N, T + 2L - 1)
+        padded = F.pad(mag.detach(), (half, half + length)).contiguous()  # (N, T + 2L - 1)
         sig = F.pad(sigma.detach(), (0, length))  # (N, width)
         k = None if kappa is None else F.pad(kappa, (0, length))
+        frames = _frames(padded, length, width)
         out = torch.empty_like(mag)
-        grid = _workspace((length, width), mag.dtype, mag.device)
-        for i in range(n_items):
-            frames = padded[i].as_strided((length, width), (1, 1))
-            _fill_grid(grid, frames, sig[i], k)
-            out[i] = win @ grid[:, :n]
-            _fix_edges(out[i], grid, edge_weights, half, n)
+        step, chunks = _chunks(n_items, length, width, mag.dtype)
+        workspace = _workspace((step, length, width), mag.dtype, mag.device)
+        for start, stop in chunks:
+            grid = _fill_grid(workspace[:stop - start], frames[start:stop], sig[start:stop], k)
+            values = torch.matmul(win, grid[..., :n])  # (M, T)
+            _fix_edges(values, grid, edge_weights, half, n)
+            out[start:stop] = values
         if kappa is not None:
             ctx.save_for_backward(padded, sig, k, win, edge_weights)
         return out
@@ -186,27 +206,32 @@ class _WindowedIndicatorSum(torch.autograd.Function):
         width = sig.shape[-1]
         n = width - length
         half = length // 2
+        frames = _frames(padded, length, width)
         grad_mag = torch.empty((n_items, n), dtype=padded.dtype, device=padded.device)
         grad_sigma = torch.empty_like(grad_mag)
-        slope = _workspace((length, width), padded.dtype, padded.device)
-        for i in range(n_items):
-            frames = padded[i].as_strided((length, width), (1, 1))
-            _fill_grid(slope, frames, sig[i], k)
+        step, chunks = _chunks(n_items, length, width, padded.dtype)
+        workspace = _workspace((step, length, width), padded.dtype, padded.device)
+        for start, stop in chunks:
+            m = stop - start
+            slope = _fill_grid(workspace[:m], frames[start:stop], sig[start:stop], k)
             slope.addcmul_(slope, slope, value=-1.0)  # s (1 - s)
-            a = F.pad(grad_out[i], (0, length)) * k  # zero on the padding columns
-            per_n = win @ slope[:, :n]
+            a = F.pad(grad_out[start:stop], (0, length)) * k  # (M, W), zero on the padding columns
+            per_n = torch.matmul(win, slope[..., :n])
             _fix_edges(per_n, slope, edge_weights, half, n)
-            grad_sigma[i] = -a[:n] * per_n
-            slope.mul_(a)
-            skew = slope.view(-1).as_strided((length, width - 1), (width - 1, 1))
-            grad_mag[i] = (win @ skew)[half:half + n]
+            grad_sigma[start:stop] = -a[:, :n] * per_n
+            slope.mul_(a.unsqueeze(1))
+            skew = slope.as_strided((m, length, width - 1), (length * width, width - 1, 1))
+            grad_mag[start:stop] = torch.matmul(win, skew)[:, half:half + n]
         return grad_mag, grad_sigma, None, None, None
 
 
 def _fix_edges(values, grid, edge_weights, half, n):
-    """Recompute the first/last ``half`` outputs with the window restricted to the record."""
-    values[:half] = (grid[:, :half] * edge_weights[:, :half]).sum(0)
-    values[n - half:] = (grid[:, n - half:n] * edge_weights[:, half:]).sum(0)
+    """Recompute the first/last ``half`` outputs with the window restricted to the record.
+
+    values (M, T), grid (M, L, W), edge_weights (L, 2 half).
+    """
+    values[:, :half] = (grid[..., :half] * edge_weights[:, :half]).sum(-2)
+    values[:, n - half:] = (grid[..., n - half:n] * edge_weights[:, half:]).sum(-2)
 
 
 def _weight_inside(win: torch.Tensor, n: int) -> torch.Tensor:
