@@ -112,7 +112,8 @@ _WORKSPACE = threading.local()
 
 
 def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A reusable scratch grid (one per thread, shape, dtype and device; the last 4 are kept).
+    """A reusable scratch grid (one per thread, shape, dtype and device; the 2 most recent are kept,
+    at most ``GRID_BYTES`` each, or one signal's grid where that is larger).
 
     The indicator grid is about 5 M values at 16 kHz; allocating it afresh on every call costs
     more (page faults) than computing it. It is only used transiently inside one forward or one
@@ -126,7 +127,7 @@ def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
     if buf is None:
         buf = torch.empty(shape, dtype=dtype, device=device)
     cache[key] = buf  # most recently used last
-    while len(cache) > 4:
+    while len(cache) > 2:
         cache.pop(next(iter(cache)))
     return buf
 
