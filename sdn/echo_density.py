@@ -132,6 +132,28 @@ def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
     return buf
 
 
+def _take_grid(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A grid that the caller owns until it hands it back with :func:`_return_grid`.
+
+    Used for the grid kept from a forward to its backward (a different buffer from the scratch
+    grid); recycled so that every training step does not allocate (and page-fault) it anew.
+    """
+    pool = getattr(_WORKSPACE, "pool", None)
+    if pool is None:
+        pool = _WORKSPACE.pool = {}
+    free = pool.get((shape, dtype, str(device)))
+    return free.pop() if free else torch.empty(shape, dtype=dtype, device=device)
+
+
+def _return_grid(grid: torch.Tensor) -> None:
+    pool = getattr(_WORKSPACE, "pool", None)
+    if pool is None:
+        pool = _WORKSPACE.pool = {}
+    free = pool.setdefault((tuple(grid.shape), grid.dtype, str(grid.device)), [])
+    if not free:  # keep at most one per shape
+        free.append(grid)
+
+
 def _fill_grid(grid, frames, sig, k):
     """grid <- sigmoid(k (frames - sig)) (soft) or 1{frames > sig} (hard, k is None).
 
@@ -172,8 +194,9 @@ class _WindowedIndicatorSum(torch.autograd.Function):
     the zero-padded magnitudes (no copy); the last L columns are padding (zero slope, zero
     gradient) so that the backward can scatter the gradient grid onto the samples ("fold") with
     one skewed strided view, ``V[i, tau, j] = grid[i, tau, j - tau]``, read by a batched
-    matrix-vector product. The grid is recomputed in the backward instead of being stored, in a
-    reused scratch buffer; batches are processed in chunks of signals (``GRID_BYTES``).
+    matrix-vector product. The forward's grid is kept for the backward (in a recycled buffer) when
+    the batch fits in one chunk of ``GRID_BYTES``; otherwise batches are processed in chunks of
+    signals and the backward recomputes each chunk's grid in a reused scratch buffer.
     """
 
     @staticmethod
@@ -189,7 +212,13 @@ class _WindowedIndicatorSum(torch.autograd.Function):
         frames = _frames(padded, length, width)
         out = torch.empty_like(mag)
         step, chunks = _chunks(n_items, length, width, mag.dtype)
-        workspace = _workspace((step, length, width), mag.dtype, mag.device)
+        # keep the grid for the backward when it is needed and fits in one chunk
+        keep = kappa is not None and any(ctx.needs_input_grad[:2]) and len(chunks) == 1
+        if keep:
+            workspace = _take_grid((n_items, length, width), mag.dtype, mag.device)
+        else:
+            workspace = _workspace((step, length, width), mag.dtype, mag.device)
+        ctx.grid = workspace if keep else None
         for start, stop in chunks:
             grid = _fill_grid(workspace[:stop - start], frames[start:stop], sig[start:stop], k)
             values = torch.matmul(win, grid[..., :n])  # (M, T)
@@ -210,11 +239,16 @@ class _WindowedIndicatorSum(torch.autograd.Function):
         frames = _frames(padded, length, width)
         grad_mag = torch.empty((n_items, n), dtype=padded.dtype, device=padded.device)
         grad_sigma = torch.empty_like(grad_mag)
+        kept, ctx.grid = ctx.grid, None  # a second backward (retain_graph) recomputes
         step, chunks = _chunks(n_items, length, width, padded.dtype)
-        workspace = _workspace((step, length, width), padded.dtype, padded.device)
+        if kept is None:
+            workspace = _workspace((step, length, width), padded.dtype, padded.device)
         for start, stop in chunks:
             m = stop - start
-            slope = _fill_grid(workspace[:m], frames[start:stop], sig[start:stop], k)
+            if kept is None:
+                slope = _fill_grid(workspace[:m], frames[start:stop], sig[start:stop], k)
+            else:
+                slope = kept
             slope.addcmul_(slope, slope, value=-1.0)  # s (1 - s)
             a = F.pad(grad_out[start:stop], (0, length)) * k  # (M, W), zero on the padding columns
             per_n = torch.matmul(win, slope[..., :n])
@@ -223,6 +257,8 @@ class _WindowedIndicatorSum(torch.autograd.Function):
             slope.mul_(a.unsqueeze(1))
             skew = slope.as_strided((m, length, width - 1), (length * width, width - 1, 1))
             grad_mag[start:stop] = torch.matmul(win, skew)[:, half:half + n]
+        if kept is not None:
+            _return_grid(kept)
         return grad_mag, grad_sigma, None, None, None
 
 

@@ -239,3 +239,14 @@ def test_edp_chunked_batches_equal_single_pass(monkeypatch):
     (g_chunked,) = torch.autograd.grad(chunked.sum(), h)
     torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(g_chunked, g_whole, rtol=1e-12, atol=1e-14)
+
+
+def test_edp_backward_twice_with_retained_graph():
+    h = rir_like((2, 1500), seed=20).requires_grad_(True)
+    target = rir_like((2, 1500), seed=21, rt=0.5)
+    loss = EDPLoss(FS)(h, target)
+    loss.backward(retain_graph=True)
+    first = h.grad.clone()
+    EDPLoss(FS)(h.detach().clone(), target)  # another forward in between reuses buffers
+    loss.backward()
+    torch.testing.assert_close(h.grad, 2 * first, rtol=1e-12, atol=1e-14)
