@@ -123,6 +123,8 @@ def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
     if cache is None:
         cache = _WORKSPACE.buffers = {}
     key = (shape, dtype, str(device))
+    if math.prod(shape) * (torch.finfo(dtype).bits // 8) > GRID_BYTES:
+        return torch.empty(shape, dtype=dtype, device=device)  # too large to keep around
     buf = cache.pop(key, None)
     if buf is None:
         buf = torch.empty(shape, dtype=dtype, device=device)
@@ -212,8 +214,15 @@ class _WindowedIndicatorSum(torch.autograd.Function):
         frames = _frames(padded, length, width)
         out = torch.empty_like(mag)
         step, chunks = _chunks(n_items, length, width, mag.dtype)
+        needs_grad = kappa is not None and any(ctx.needs_input_grad[:2])
+        grid_bytes = n_items * length * width * (torch.finfo(mag.dtype).bits // 8)
+        if not needs_grad and grid_bytes > GRID_BYTES:
+            # evaluation of long or many signals: bounded memory, column by column
+            _forward_in_column_chunks(out, padded, sig, k, win, edge_weights)
+            ctx.grid = None
+            return out
         # keep the grid for the backward when it is needed and fits in one chunk
-        keep = kappa is not None and any(ctx.needs_input_grad[:2]) and len(chunks) == 1
+        keep = needs_grad and len(chunks) == 1
         if keep:
             workspace = _take_grid((n_items, length, width), mag.dtype, mag.device)
         else:
@@ -260,6 +269,30 @@ class _WindowedIndicatorSum(torch.autograd.Function):
         if kept is not None:
             _return_grid(kept)
         return grad_mag, grad_sigma, None, None, None
+
+
+def _forward_in_column_chunks(out, padded, sig, k, win, edge_weights):
+    """Forward without gradient, one signal and at most ``GRID_BYTES`` of grid at a time."""
+    n_items, n = out.shape
+    length = win.shape[0]
+    half = length // 2
+    itemsize = torch.finfo(out.dtype).bits // 8
+    cols = max(half, min(n, GRID_BYTES // (length * itemsize)))
+    for i in range(n_items):
+        row = padded[i]
+        for c0 in range(0, n, cols):
+            wc = min(cols, n - c0)
+            frames = row[c0:c0 + wc + length - 1].as_strided((1, length, wc), (0, 1, 1))
+            kc = None if k is None else k[c0:c0 + wc]
+            grid = _fill_grid(_workspace((1, length, wc), out.dtype, out.device), frames,
+                              sig[i:i + 1, c0:c0 + wc], kc)
+            out[i, c0:c0 + wc] = torch.matmul(win, grid)[0]
+        for c0, weights in ((0, edge_weights[:, :half]), (n - half, edge_weights[:, half:])):
+            frames = row[c0:c0 + half + length - 1].as_strided((1, length, half), (0, 1, 1))
+            kc = None if k is None else k[c0:c0 + half]
+            grid = _fill_grid(torch.empty((1, length, half), dtype=out.dtype, device=out.device), frames,
+                              sig[i:i + 1, c0:c0 + half], kc)
+            out[i, c0:c0 + half] = (grid[0] * weights).sum(0)
 
 
 def _fix_edges(values, grid, edge_weights, half, n):

@@ -251,3 +251,13 @@ def test_edp_backward_twice_with_retained_graph():
     EDPLoss(FS)(h.detach().clone(), target)  # another forward in between reuses buffers
     loss.backward()
     torch.testing.assert_close(h.grad, 2 * first, rtol=1e-12, atol=1e-14)
+
+
+def test_edp_without_grad_in_column_chunks_equals_single_pass(monkeypatch):
+    import sdn.echo_density as ed
+
+    h = rir_like((2, 2000), seed=22)
+    whole = [echo_density_profile(h, FS, soft=soft) for soft in (False, True)]
+    monkeypatch.setattr(ed, "GRID_BYTES", 321 * 8 * 500)  # 500 columns at a time
+    for soft, expected in zip((False, True), whole):
+        torch.testing.assert_close(echo_density_profile(h, FS, soft=soft), expected, rtol=0, atol=0)
