@@ -4,11 +4,14 @@ Usage: python benchmarks/bench_losses.py [--dtype float32|float64] [--repeats 30
 
 Signals: exponentially decaying Gaussian noise (T60 about 0.6 s) with a leading silence, unit
 norm, prediction requiring grad. Each timing is the median of ``repeats`` runs after warm-up,
-wall clock, of ``loss(pred, target)`` followed by ``.backward()``.
+wall clock, of ``loss(pred, target)`` followed by ``.backward()``. The header shows the 1-minute
+load average: on a CPU shared with other jobs, multi-threaded timings are unreliable (threads
+wait for each other at every parallel operation); compare with ``--threads 1`` there.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -55,8 +58,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     pred, target = decaying_noise(0, dtype), decaying_noise(1, dtype)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}, "
-          f"T = {N_SAMPLES} samples at {SAMPLE_RATE} Hz, median of {args.repeats} (forward + backward)")
+          f"T = {N_SAMPLES} samples at {SAMPLE_RATE} Hz, median of {args.repeats} (forward + backward); "
+          f"{os.cpu_count()} CPUs, load average {load:.2f}")
     cases = [
         ("EDCLoss", EDCLoss()),
         ("MelEDRLoss", MelEDRLoss(SAMPLE_RATE)),
