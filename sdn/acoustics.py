@@ -163,14 +163,15 @@ def _onset(x: torch.Tensor, threshold_db: float = ONSET_THRESHOLD_DB) -> torch.T
 
 def _decay_range(decay) -> tuple[float, float]:
     """(upper, lower) dB limits for a decay name or an explicit pair."""
+    message = f"decay must be one of {sorted(DECAY_RANGES)} or an (upper, lower) dB pair, got {decay!r}"
     if isinstance(decay, str):
         if decay not in DECAY_RANGES:
-            raise ValueError(f"decay must be one of {sorted(DECAY_RANGES)} or an (upper, lower) dB pair, got {decay!r}")
+            raise ValueError(message)
         return DECAY_RANGES[decay]
     try:
         upper, lower = (float(v) for v in decay)
     except (TypeError, ValueError):
-        raise ValueError(f"decay must be one of {sorted(DECAY_RANGES)} or an (upper, lower) dB pair, got {decay!r}") from None
+        raise ValueError(message) from None
     if not (0.0 >= upper > lower and math.isfinite(lower)):
         raise ValueError(f"a decay range needs 0 >= upper > lower (dB), got ({upper}, {lower})")
     return upper, lower
@@ -473,8 +474,10 @@ def relative_error(estimate: ArrayLike, reference: ArrayLike) -> ArrayLike:
     """
     if isinstance(estimate, torch.Tensor) and isinstance(reference, torch.Tensor):
         return (estimate - reference) / reference
-    est = estimate.detach().cpu().numpy() if isinstance(estimate, torch.Tensor) else np.asarray(estimate, dtype=float)
-    ref = reference.detach().cpu().numpy() if isinstance(reference, torch.Tensor) else np.asarray(reference, dtype=float)
+    def as_array(x):
+        return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=float)
+
+    est, ref = as_array(estimate), as_array(reference)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (est - ref) / ref
 

@@ -143,7 +143,8 @@ class EDPLoss(nn.Module):
 
 
 class SDNLoss(nn.Module):
-    r"""The paper's total loss :math:`w_c\mathcal L_\mathrm{EDC} + w_r\mathcal L_\mathrm{EDR} + w_p\mathcal L_\mathrm{EDP}`.
+    r"""The paper's total loss
+    :math:`w_c\mathcal L_\mathrm{EDC} + w_r\mathcal L_\mathrm{EDR} + w_p\mathcal L_\mathrm{EDP}`.
 
     Default weights (0.5, 1, 1). Returns a dict of tensors ``{"edc", "edr", "edp", "total"}``
     (unweighted terms, weighted total) for logging; back-propagate ``["total"]``. A term whose
