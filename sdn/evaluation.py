@@ -35,6 +35,10 @@ def parameters(h, sample_rate: float) -> dict:
 def evaluate(h, target, sample_rate: float) -> dict:
     """Parameters of ``h`` and, when ``target`` is given, its errors against the target.
 
+    ``h`` may be longer than ``target`` (a model rendered past the target's length, so that a slow
+    decay can be measured): its parameters use all of it, the EDC error its first ``len(target)``
+    samples, like the training losses.
+
     Errors: ``edc_error_db`` (:func:`sdn.acoustics.edc_error_db`, -60 dB floor), ``<T>_err_<f>``
     = (model - target) / target per band, ``<T>_err_mean`` = mean absolute relative error over
     the bands where both are defined, ``<T>_err`` broadband, ``C50_err`` in dB.
@@ -43,7 +47,8 @@ def evaluate(h, target, sample_rate: float) -> dict:
     if target is None:
         return out
     ref = parameters(target, sample_rate)
-    out["edc_error_db"] = float(edc_error_db(_numpy(h), _numpy(target)))
+    t = _numpy(target)
+    out["edc_error_db"] = float(edc_error_db(_numpy(h)[..., : t.shape[-1]], t))
     for key in DECAYS:
         out[f"{key}_err"] = (out[key] - ref[key]) / ref[key]
         band_keys = [k for k in ref if k.startswith(f"{key}_") and k[len(key) + 1 :].isdigit()]

@@ -8,7 +8,8 @@ direct path. With ``G = c / fs`` (metres per sample):
 - node->mic gain ``g_kM = 1 / (1 + d_kM / d_Sk)``; direct path ``G / d_SM``;
 - scattering ``S_k = (2 / sum(y_k)) 1 y_k^T - I`` with trainable positive admittances ``y_k``;
 - wall filter ``H_k(z)`` on every outgoing wave of node k (to the 5 lines and to the mic);
-- the microphone reads ``w_k^T p_k^-`` from node k, with trainable weights ``w_k`` (init 2/K).
+- the microphone reads ``w_k^T p_k^-`` from node k, with trainable positive weights ``w_k``
+  (init 2/K).
 
 So each first-order reflection arrives at ``(d_Sk + d_kM) / G`` samples with amplitude
 ``H_k * G / (d_Sk + d_kM)``, as the image-source method predicts.
@@ -138,7 +139,9 @@ class SDN(nn.Module):
             taps[:, 0] = gain
             self.wall_taps = nn.Parameter(taps)
         self.log_admittance = nn.Parameter(torch.zeros(N_WALLS, K, **factory))
-        self.extraction_weights = nn.Parameter(torch.full((N_WALLS, K), 2.0 / K, **factory))
+        # Positive (stored as logs): unconstrained weights collapse to ~0 within the paper's first
+        # 100 epochs on the HOMULA target, muting the reverberation instead of shortening it.
+        self.log_extraction_weights = nn.Parameter(torch.full((N_WALLS, K), math.log(2.0 / K), **factory))
         if distance_correction:
             for name, buf in self._distance_buffers().items():
                 self.register_parameter(name + "_correction", nn.Parameter(torch.zeros_like(buf)))
@@ -216,6 +219,10 @@ class SDN(nn.Module):
         y = torch.exp(self.log_admittance)
         return y.new_zeros(N_WALLS, N_WALLS).masked_scatter(_OFF_DIAGONAL.to(y.device), y)
 
+    def extraction_weights(self) -> torch.Tensor:
+        """Pressure-extraction weights (6, 5), positive: the mic reads ``w_k^T p_k^-`` from node k."""
+        return torch.exp(self.log_extraction_weights)
+
     def scattering_matrices(self) -> torch.Tensor:
         """Scattering matrices (6, 5, 5): ``S_k = (2 / sum(y_k)) 1 y_k^T - I`` (neighbours in wall order)."""
         y = torch.exp(self.log_admittance)
@@ -233,7 +240,7 @@ class SDN(nn.Module):
                 "wall_response_db": (20 * torch.log10(response.abs().clamp_min(1e-12))).cpu(),
                 "admittances": self.admittances().cpu(),
                 "scattering_matrices": self.scattering_matrices().cpu(),
-                "extraction_weights": self.extraction_weights.detach().cpu(),
+                "extraction_weights": self.extraction_weights().cpu(),
                 "distances": {k: v.cpu() for k, v in self.distances().items()},
                 "delays": {k: v.cpu() for k, v in self.delays().items()},
             }
@@ -283,7 +290,8 @@ class SDN(nn.Module):
         q = torch.linalg.solve(eye - M, rhs)  # (F, 6) junction pressures
         U = (b[:, :, None] + EH * (q - b)[:, None, :] - loop * q[:, :, None]) / den  # [l, k]: arriving at l from k
 
-        w = self.extraction_weights.new_zeros(N_WALLS, N_WALLS).masked_scatter(off, self.extraction_weights)
+        weights = self.extraction_weights()
+        w = weights.new_zeros(N_WALLS, N_WALLS).masked_scatter(off, weights)
         node_out = q * w.sum(-1) - (w * U).sum(-1)  # w_k^T (S_k p_k^+), before the wall filter
         g_mic = 1.0 / (1.0 + dist["node_mic"] / dist["source_node"])
         Y = (g_mic * z_pow(delay["node_mic"]) * H * node_out).sum(-1)

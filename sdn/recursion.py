@@ -39,7 +39,7 @@ class TimeDomainSDN:
             self.taps = model.wall_filters().double().cpu().numpy()  # (6, M+1)
             y = model.admittances().double().cpu().numpy()
             w = np.zeros((N_WALLS, N_WALLS))
-            w[~np.eye(N_WALLS, dtype=bool)] = model.extraction_weights.double().cpu().numpy().ravel()
+            w[~np.eye(N_WALLS, dtype=bool)] = model.extraction_weights().double().cpu().numpy().ravel()
         G = model.metres_per_sample
         self.a = 2 * y / y.sum(-1, keepdims=True)  # (6, 6) junction weights, zero diagonal
         self.w = w  # (6, 6) extraction weights, zero diagonal

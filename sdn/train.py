@@ -44,6 +44,7 @@ from .stability import UnstableSDNError
 
 log = logging.getLogger(__name__)
 HISTORY_FIELDS = ("epoch", "edc", "edr", "edp", "total", "seconds")
+EVAL_SECONDS = 10.0  # length of the renders whose acoustic parameters are reported
 
 
 class TrainingStopped(RuntimeError):
@@ -103,6 +104,11 @@ def room_config_dict(room_config: RoomConfig) -> dict:
         **room_config.room.to_dict(),
         "target": None if target is None else {"file": target.file, "channel": target.channel},
     }
+
+
+def run_hash(experiment: ExperimentConfig, room_config: RoomConfig) -> str:
+    """Hash tying a run folder to the experiment and room configs it was run with."""
+    return config_hash({"experiment": experiment.to_dict(), "room": room_config_dict(room_config)})
 
 
 def _render(model: SDN, n: int) -> torch.Tensor:
@@ -178,12 +184,11 @@ def fit(
         "room": room_config_dict(room_config),
         "resolved": {"alpha": alpha, "target": target.metadata(), "n_samples": n},
     }
-    resolved["hash"] = config_hash({k: resolved[k] for k in ("experiment", "room")})
+    resolved["hash"] = run_hash(experiment, room_config)
     # Resuming may extend the number of epochs; everything else must be the same run.
-    resolved["resume_hash"] = config_hash({**resolved["room"], **experiment.replace(training={"epochs": 0}).to_dict()})
+    resolved["resume_hash"] = run_hash(experiment.replace(training={"epochs": 0}), room_config)
     resolved["versions"] = versions()
-    with torch.no_grad():
-        initial_ir = _render(model, n)
+    initial = _model_metrics(model, y, loss_fn)
     history, best = [], None
     if resume:
         previous = json.loads((run_dir / "config.json").read_text())
@@ -227,7 +232,7 @@ def fit(
 
     if stop_reason is not None:
         model.load_state_dict(last_good)  # weights that produced the last finite loss
-    metrics = _final_metrics(model, y, initial_ir, loss_fn, fs)
+    metrics = {"target": evaluate(y, None, fs), "initial": initial, "trained": _model_metrics(model, y, loss_fn)}
     metrics["stopped"] = stop_reason
     metrics["best_epoch"] = None if best is None else best["epoch"]
     if run_dir is not None:
@@ -252,15 +257,22 @@ def _progress(iterable, enabled: bool, name: str):
     return tqdm(iterable, desc=name, unit="epoch", leave=False)
 
 
-def _final_metrics(model: SDN, y: torch.Tensor, initial_ir: torch.Tensor, loss_fn, fs: int) -> dict:
+def _model_metrics(model: SDN, y: torch.Tensor, loss_fn) -> dict:
+    """Loss terms at the target's length; acoustic parameters from a render of EVAL_SECONDS, so
+    that decays much slower than the target's (an untrained SDN) remain measurable.
+
+    A model that is stable over the target's length but grows within EVAL_SECONDS is evaluated
+    on the target's length instead and flagged ``"stable": False``.
+    """
+    n = y.shape[-1]
     with torch.no_grad():
-        final_ir = _render(model, y.shape[-1])
-        out = {"target": evaluate(y, None, fs)}
-        for name, h in (("initial", initial_ir), ("trained", final_ir)):
-            entry = evaluate(h, y, fs)
-            entry.update({f"loss_{k}": float(v) for k, v in loss_fn(h, y).items()})
-            out[name] = entry
-    return out
+        try:
+            h, stable = _render(model, max(n, int(EVAL_SECONDS * model.sample_rate))), True
+        except UnstableSDNError:
+            h, stable = _render(model, n), False
+        entry = {**evaluate(h, y, model.sample_rate), "stable": stable}
+        entry.update({f"loss_{k}": v.item() for k, v in loss_fn(_render(model, n), y).items()})
+    return entry
 
 
 def _write_outputs(run_dir: Path, model: SDN, best, history, metrics, n: int) -> None:
