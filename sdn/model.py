@@ -44,6 +44,7 @@ K = N_WALLS - 1  # neighbours per node
 _OFF_DIAGONAL = ~torch.eye(N_WALLS, dtype=torch.bool)
 _PAIRS = torch.triu_indices(N_WALLS, N_WALLS, offset=1)  # the 15 node pairs (k < l)
 CHECKPOINT_FORMAT = "sdn-checkpoint-v1"
+_BINS_PER_CHUNK = 1 << 15  # frequency bins per closed-form solve when no gradient is needed
 
 
 def _next_pow2(n: int) -> int:
@@ -235,7 +236,7 @@ class SDN(nn.Module):
         with torch.no_grad():
             freqs, response = self.wall_response()
             return {
-                "wall_taps": self.wall_filters().cpu(),
+                "wall_taps": self.wall_filters().detach().cpu(),
                 "wall_response_freqs": freqs.cpu(),
                 "wall_response_db": (20 * torch.log10(response.abs().clamp_min(1e-12))).cpu(),
                 "admittances": self.admittances().cpu(),
@@ -329,7 +330,11 @@ class SDN(nn.Module):
         """``r^n * IDFT(Y(r e^jw))``, (n_fft,): the IR with time aliasing attenuated by aliasing_db."""
         log_r = self.config["aliasing_db"] / (20 * n_fft) * math.log(10)
         omega = 2 * math.pi * torch.arange(n_fft // 2 + 1, dtype=torch.float64, device=self.device) / n_fft
-        Y = self.transfer_function(torch.complex(torch.full_like(omega, log_r), omega), integer_delays)
+        z_log = torch.complex(torch.full_like(omega, log_r), omega)
+        if torch.is_grad_enabled():
+            Y = self.transfer_function(z_log, integer_delays)
+        else:  # bins are independent: bound the memory of long renders
+            Y = torch.cat([self.transfer_function(part, integer_delays) for part in z_log.split(_BINS_PER_CHUNK)])
         n = torch.arange(n_fft, dtype=self.dtype, device=self.device)
         return torch.fft.irfft(Y, n=n_fft) * torch.exp(log_r * n)
 

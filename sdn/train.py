@@ -44,7 +44,7 @@ from .stability import UnstableSDNError
 
 log = logging.getLogger(__name__)
 HISTORY_FIELDS = ("epoch", "edc", "edr", "edp", "total", "seconds")
-EVAL_SECONDS = 10.0  # length of the renders whose acoustic parameters are reported
+EVAL_SECONDS = 30.0  # length of the renders whose acoustic parameters are reported
 
 
 class TrainingStopped(RuntimeError):
@@ -138,6 +138,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     target=None,
+    eval_seconds: float = EVAL_SECONDS,
 ) -> FitResult:
     """Fit (or, with 0 epochs, just evaluate) the experiment's SDN on the room's measured target.
 
@@ -151,6 +152,8 @@ def fit(
     resume : continue from ``out/checkpoint.pt``; gives the same result as an uninterrupted run.
     progress : show a progress bar with the loss terms.
     target : a preloaded :class:`sdn.data.MeasuredRIR` (default: ``room_config.load_target``).
+    eval_seconds : length of the renders whose acoustic parameters are reported (at least the
+        target's length); long enough for the untrained SDN's decay of about 15 s to be measured.
 
     Raises
     ------
@@ -188,7 +191,7 @@ def fit(
     # Resuming may extend the number of epochs; everything else must be the same run.
     resolved["resume_hash"] = run_hash(experiment.replace(training={"epochs": 0}), room_config)
     resolved["versions"] = versions()
-    initial = _model_metrics(model, y, loss_fn)
+    initial = _model_metrics(model, y, loss_fn, eval_seconds)
     history, best = [], None
     if resume:
         previous = json.loads((run_dir / "config.json").read_text())
@@ -232,7 +235,7 @@ def fit(
 
     if stop_reason is not None:
         model.load_state_dict(last_good)  # weights that produced the last finite loss
-    metrics = {"target": evaluate(y, None, fs), "initial": initial, "trained": _model_metrics(model, y, loss_fn)}
+    metrics = {"target": evaluate(y, None, fs), "initial": initial, "trained": _model_metrics(model, y, loss_fn, eval_seconds)}
     metrics["stopped"] = stop_reason
     metrics["best_epoch"] = None if best is None else best["epoch"]
     if run_dir is not None:
@@ -257,17 +260,17 @@ def _progress(iterable, enabled: bool, name: str):
     return tqdm(iterable, desc=name, unit="epoch", leave=False)
 
 
-def _model_metrics(model: SDN, y: torch.Tensor, loss_fn) -> dict:
-    """Loss terms at the target's length; acoustic parameters from a render of EVAL_SECONDS, so
+def _model_metrics(model: SDN, y: torch.Tensor, loss_fn, eval_seconds: float) -> dict:
+    """Loss terms at the target's length; acoustic parameters from a render of ``eval_seconds``, so
     that decays much slower than the target's (an untrained SDN) remain measurable.
 
-    A model that is stable over the target's length but grows within EVAL_SECONDS is evaluated
+    A model that is stable over the target's length but grows within ``eval_seconds`` is evaluated
     on the target's length instead and flagged ``"stable": False``.
     """
     n = y.shape[-1]
     with torch.no_grad():
         try:
-            h, stable = _render(model, max(n, int(EVAL_SECONDS * model.sample_rate))), True
+            h, stable = _render(model, max(n, int(eval_seconds * model.sample_rate))), True
         except UnstableSDNError:
             h, stable = _render(model, n), False
         entry = {**evaluate(h, y, model.sample_rate), "stable": stable}
@@ -299,6 +302,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default=None, help="run folder (default runs/<experiment>_<room>)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    parser.add_argument("--eval-seconds", type=float, default=EVAL_SECONDS,
+                        help="length of the renders evaluated for T30/EDT/C50 (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -307,7 +312,7 @@ def main(argv=None) -> int:
         room_config = load_room_config(args.room)
         out = args.out or f"runs/{experiment.name}_{room_config.name}"
         result = fit(experiment, room_config, out=out, epochs=args.epochs, device=args.device,
-                     resume=args.resume, progress=not args.quiet)
+                     resume=args.resume, progress=not args.quiet, eval_seconds=args.eval_seconds)
     except (FileNotFoundError, ValueError, TrainingStopped, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
