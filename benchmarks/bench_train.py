@@ -1,0 +1,49 @@
+"""Time the paper's fit: seconds per epoch and for a whole 300-epoch run of each configuration on a
+1 s, 16 kHz target (the measured S1 -> R2-HOM1 RIR, untrimmed, so exactly 16000 samples).
+
+    SDN_DATA_DIR=../shared/data python benchmarks/bench_train.py [--epochs 300] [--device cpu|cuda]
+
+Each configuration runs the same code as ``python -m sdn.train`` (``sdn.train.fit``), in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from sdn.config import load_experiment
+from sdn.data import load_room_config
+from sdn.train import fit
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = ("prior_fir0", "correction_fir0", "prior_fir6", "correction_fir6")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--room", default=str(REPO / "config/rooms/homula_s1_r2hom1.yaml"))
+    args = parser.parse_args()
+    room = load_room_config(args.room)
+    target = room.load_target(sample_rate=16000, trim=False)
+    device = torch.device(args.device)
+    print(f"{len(target)} samples at {target.sample_rate} Hz, {args.epochs} epochs, device {device}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"{'config':>16} {'s/epoch (median)':>17} {'total s':>8} {'final loss':>11}")
+    for name in CONFIGS:
+        experiment = load_experiment(REPO / f"config/experiments/{name}.yaml")
+        started = time.perf_counter()
+        result = fit(experiment, room, epochs=args.epochs, device=device, progress=False, target=target)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        total = time.perf_counter() - started
+        per_epoch = statistics.median(row["seconds"] for row in result.history)
+        print(f"{name:>16} {per_epoch:17.3f} {total:8.1f} {result.history[-1]['total']:11.4f}")
+
+
+if __name__ == "__main__":
+    main()
