@@ -1,4 +1,10 @@
-"""Differentiable scattering delay networks (SDN) for artificial reverberation."""
+"""Differentiable scattering delay networks (SDN) for artificial reverberation.
+
+The model is importable from here; the rest lives in submodules, imported on demand:
+``sdn.acoustics`` (EDC, T30/EDT, clarity, echo density), ``sdn.losses`` (the paper's losses),
+``sdn.data`` (measured RIRs, room configs), ``sdn.calibration`` (microphone position from an RIR),
+``sdn.config`` and ``sdn.train`` (experiments), ``sdn.evaluation``, ``sdn.plots``.
+"""
 from .geometry import WALL_NAMES, Room
 from .model import SDN, load
 from .recursion import TimeDomainSDN

@@ -178,3 +178,18 @@ def test_cli_end_to_end(tmp_path, homula_dir):
     bad.write_text("name: x\nloss: {edcc: 1}\n")
     failed = subprocess.run(cmd[:4] + [str(bad)] + cmd[5:], cwd=REPO, env=env, capture_output=True, text=True)
     assert failed.returncode == 2 and "edcc" in failed.stderr and str(bad) in failed.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
+def test_cuda_request_without_gpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="cuda"):
+        fit(experiment(), ROOM_CONFIG, device="cuda", target=synthetic_target(), progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_fit_on_cuda_matches_cpu():
+    target = synthetic_target()
+    cpu = fit(experiment(epochs=3), ROOM_CONFIG, target=target, progress=False, eval_seconds=1.0)
+    gpu = fit(experiment(epochs=3), ROOM_CONFIG, target=target, progress=False, eval_seconds=1.0, device="cuda")
+    assert gpu.model.device.type == "cuda"
+    np.testing.assert_allclose([r["total"] for r in gpu.history], [r["total"] for r in cpu.history], rtol=1e-3)
