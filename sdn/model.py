@@ -93,8 +93,11 @@ class SDN(nn.Module):
         device: torch.device | str | None = None,
     ):
         super().__init__()
-        if not isinstance(room, Room):
-            raise TypeError(f"room must be an sdn.Room, got {type(room).__name__}")
+        rooms = (room,) if isinstance(room, Room) else tuple(room) if isinstance(room, (list, tuple)) else None
+        if not rooms or not all(isinstance(r, Room) for r in rooms):
+            raise TypeError(f"room must be an sdn.Room or a non-empty sequence of them, got {type(room).__name__}")
+        if len({r.size for r in rooms}) > 1:
+            raise ValueError("a batch of positions must share one room: all sizes must be equal")
         if not (isinstance(fir_order, (int, np.integer)) and not isinstance(fir_order, bool) and fir_order >= 0):
             raise ValueError(f"fir_order must be a non-negative integer, got {fir_order!r}")
         for name, value in (("sample_rate", sample_rate), ("c", c), ("aliasing_db", aliasing_db)):
@@ -108,9 +111,10 @@ class SDN(nn.Module):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
 
-        self.room = room
+        self.room = room if isinstance(room, Room) else rooms
+        self.batch_shape = () if isinstance(room, Room) else (len(rooms),)
         self.config = {
-            "room": room.to_dict(),
+            "room": room.to_dict() if isinstance(room, Room) else [r.to_dict() for r in rooms],
             "sample_rate": float(sample_rate),
             "fir_order": int(fir_order),
             "alpha": float(alpha),
@@ -124,12 +128,15 @@ class SDN(nn.Module):
         factory = {"dtype": dtype, "device": device}
         self.metres_per_sample = float(c) / float(sample_rate)
 
-        # Geometric distances (metres), fixed.
-        node_node = torch.as_tensor(room.node_node_distances, **factory)
-        self.register_buffer("source_node_distance", torch.as_tensor(room.source_node_distances, **factory))
-        self.register_buffer("node_pair_distance", node_node[_PAIRS[0], _PAIRS[1]])
-        self.register_buffer("node_mic_distance", torch.as_tensor(room.node_mic_distances, **factory))
-        self.register_buffer("direct_distance", torch.tensor([room.direct_distance], **factory))
+        # Geometric distances (metres), fixed; a leading batch dimension for several positions.
+        def geometry(values):
+            stacked = torch.as_tensor(np.stack([values(r) for r in rooms]), **factory)
+            return stacked.reshape(*self.batch_shape, *stacked.shape[1:])
+
+        self.register_buffer("source_node_distance", geometry(lambda r: r.source_node_distances))
+        self.register_buffer("node_pair_distance", geometry(lambda r: r.node_node_distances[_PAIRS[0], _PAIRS[1]]))
+        self.register_buffer("node_mic_distance", geometry(lambda r: r.node_mic_distances))
+        self.register_buffer("direct_distance", geometry(lambda r: np.array([r.direct_distance])))
 
         # Trainable quantities, stored raw; mapped to physical values in one place each.
         gain = math.sqrt(1.0 - alpha)
@@ -173,8 +180,9 @@ class SDN(nn.Module):
         }
 
     def distances(self) -> dict:
-        """Corrected distances in metres: ``source_node`` (6,), ``node_node`` (6, 6) symmetric,
-        ``node_mic`` (6,), ``direct`` (1,). Equal to the geometry without distance correction."""
+        """Corrected distances in metres: ``source_node`` (..., 6), ``node_node`` (..., 6, 6)
+        symmetric, ``node_mic`` (..., 6), ``direct`` (..., 1), with the batch shape of the positions
+        in front. Equal to the geometry without distance correction."""
         out = {}
         for name, d in self._distance_buffers().items():
             if self.config["distance_correction"]:
@@ -183,8 +191,9 @@ class SDN(nn.Module):
                 d = d + dmax * torch.tanh(self.config["correction_scale"] * delta)
             out[name] = d
         pair = out.pop("node_pair")
-        node_node = pair.new_zeros(N_WALLS, N_WALLS).index_put((_PAIRS[0], _PAIRS[1]), pair)
-        out["node_node"] = node_node + node_node.T
+        node_node = pair.new_zeros(*pair.shape[:-1], N_WALLS, N_WALLS)
+        node_node[..., _PAIRS[0], _PAIRS[1]] = pair
+        out["node_node"] = node_node + node_node.transpose(-1, -2)
         return out
 
     def delays(self, integer: bool | None = None) -> dict:
@@ -257,7 +266,8 @@ class SDN(nn.Module):
 
     # ------------------------------------------------------------------ closed form
     def transfer_function(self, z_log: torch.Tensor, integer_delays: bool | None = None) -> torch.Tensor:
-        """Transfer function ``Y(z) / X(z)`` at ``z = exp(z_log)``, for complex ``z_log`` of shape (F,).
+        """Transfer function ``Y(z) / X(z)`` at ``z = exp(z_log)``, for complex ``z_log`` of shape (F,);
+        returns (..., F) with the batch shape of the positions in front.
 
         ``integer_delays`` overrides the model's delay rounding (used by the stability check)."""
         cdtype = torch.complex128 if self.dtype == torch.float64 else torch.complex64
@@ -267,39 +277,42 @@ class SDN(nn.Module):
         G = self.metres_per_sample
         off = _OFF_DIAGONAL.to(self.device)
 
-        def z_pow(samples):  # z^-D for real delays of any shape -> (F, *shape)
-            return torch.exp(-samples.to(cdtype).unsqueeze(0) * s.reshape(-1, *([1] * samples.dim())))
+        def z_pow(samples, node_dims=1):  # z^-D: (*batch, *nodes) -> (*batch, F, *nodes)
+            grid = s.reshape(-1, *([1] * node_dims))
+            return torch.exp(-samples.to(cdtype).unsqueeze(-node_dims - 1) * grid)
 
         taps = self.wall_filters()
         H = z_pow(torch.arange(taps.shape[-1], dtype=self.dtype, device=self.device)) @ taps.to(cdtype).T  # (F, 6)
-        pair_delay = delay["node_node"][_PAIRS[0], _PAIRS[1]]
-        E = s.new_zeros(s.shape[0], N_WALLS, N_WALLS)
-        E[:, _PAIRS[0], _PAIRS[1]] = z_pow(pair_delay)
-        E = E + E.transpose(1, 2)  # (F, 6, 6), symmetric, zero diagonal
-        b = (G / dist["source_node"] / 2) * z_pow(delay["source_node"])  # (F, 6)
+        pair_delay = delay["node_node"][..., _PAIRS[0], _PAIRS[1]]
+        E = s.new_zeros(*pair_delay.shape[:-1], s.shape[0], N_WALLS, N_WALLS)
+        E[..., _PAIRS[0], _PAIRS[1]] = z_pow(pair_delay)
+        E = E + E.transpose(-1, -2)  # (..., F, 6, 6), symmetric, zero diagonal
+        b = (G / dist["source_node"] / 2).unsqueeze(-2) * z_pow(delay["source_node"])  # (..., F, 6)
 
         y = self.admittances()
         a = 2 * y / y.sum(-1, keepdim=True)  # (6, 6), zero diagonal
         EH = E * H[:, None, :]  # [l, k] = E_kl H_k
-        loop = EH * EH.transpose(1, 2)  # [l, k] = E_kl^2 H_k H_l
+        loop = EH * EH.transpose(-1, -2)  # [l, k] = E_kl^2 H_k H_l
         den = 1 - loop  # diagonal is 1: E has a zero diagonal
         T = a / den
         P = T * EH
-        M = P - torch.diag_embed((P * EH.transpose(1, 2)).sum(-1))
-        rhs = T.sum(-1) * b - (P * b[:, None, :]).sum(-1)
+        M = P - torch.diag_embed((P * EH.transpose(-1, -2)).sum(-1))
+        rhs = T.sum(-1) * b - (P * b.unsqueeze(-2)).sum(-1)
         eye = torch.eye(N_WALLS, dtype=cdtype, device=self.device)
-        q = torch.linalg.solve(eye - M, rhs)  # (F, 6) junction pressures
-        U = (b[:, :, None] + EH * (q - b)[:, None, :] - loop * q[:, :, None]) / den  # [l, k]: arriving at l from k
+        q = torch.linalg.solve(eye - M, rhs)  # (..., F, 6) junction pressures
+        # [l, k]: the wave arriving at node l from node k
+        U = (b.unsqueeze(-1) + EH * (q - b).unsqueeze(-2) - loop * q.unsqueeze(-1)) / den
 
         weights = self.extraction_weights()
         w = weights.new_zeros(N_WALLS, N_WALLS).masked_scatter(off, weights)
         node_out = q * w.sum(-1) - (w * U).sum(-1)  # w_k^T (S_k p_k^+), before the wall filter
-        g_mic = 1.0 / (1.0 + dist["node_mic"] / dist["source_node"])
+        g_mic = (1.0 / (1.0 + dist["node_mic"] / dist["source_node"])).unsqueeze(-2)
         Y = (g_mic * z_pow(delay["node_mic"]) * H * node_out).sum(-1)
-        return Y + (G / dist["direct"]) * z_pow(delay["direct"])[:, 0]
+        return Y + (G / dist["direct"]) * z_pow(delay["direct"])[..., 0]
 
     def impulse_response(self, n_samples: int, method: str = "closed_form") -> torch.Tensor:
-        """Impulse response, (n_samples,), in the model's dtype and device.
+        """Impulse response, (..., n_samples) with the batch shape of the positions in front (none for
+        one room), in the model's dtype and device.
 
         ``method="closed_form"`` (default, differentiable): the transfer function on ``|z| = r``
         with ``r = 10^(aliasing_db / (20 n_fft))`` and ``n_fft >= 2 n_samples``, inverse FFT,
@@ -324,7 +337,7 @@ class SDN(nn.Module):
         report = self.stability()
         if not report.certified:
             self._check_growth(buffer, report)
-        return buffer[:n_samples]
+        return buffer[..., :n_samples]
 
     def _anti_aliased_buffer(self, n_fft: int, integer_delays: bool | None = None) -> torch.Tensor:
         """``r^n * IDFT(Y(r e^jw))``, (n_fft,): the IR with time aliasing attenuated by aliasing_db."""
@@ -334,7 +347,8 @@ class SDN(nn.Module):
         if torch.is_grad_enabled():
             Y = self.transfer_function(z_log, integer_delays)
         else:  # bins are independent: bound the memory of long renders
-            Y = torch.cat([self.transfer_function(part, integer_delays) for part in z_log.split(_BINS_PER_CHUNK)])
+            parts = z_log.split(_BINS_PER_CHUNK)
+            Y = torch.cat([self.transfer_function(part, integer_delays) for part in parts], dim=-1)
         n = torch.arange(n_fft, dtype=self.dtype, device=self.device)
         return torch.fft.irfft(Y, n=n_fft) * torch.exp(log_r * n)
 
@@ -364,7 +378,8 @@ class SDN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Filter a signal through the SDN: ``x`` (..., T) -> (..., T) (FFT convolution, truncated).
 
-        A unit pulse returns the impulse response.
+        A unit pulse returns the impulse response. For a batch of positions the impulse responses
+        (P, T) broadcast against ``x`` as usual: ``x`` of shape (T,) gives (P, T).
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor of shape (..., T), got {type(x).__name__}")
@@ -393,7 +408,8 @@ class SDN(nn.Module):
     @classmethod
     def from_config(cls, config: dict, **kwargs) -> "SDN":
         cfg = dict(config)
-        room = Room(**cfg.pop("room"))
+        room = cfg.pop("room")
+        room = Room(**room) if isinstance(room, dict) else [Room(**r) for r in room]
         return cls(room, **cfg, **kwargs)
 
 

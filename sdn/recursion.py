@@ -28,6 +28,8 @@ class TimeDomainSDN:
     """
 
     def __init__(self, model):
+        if model.batch_shape:
+            raise ValueError("the time-domain recursion renders one position: build the SDN from one sdn.Room")
         if not model.config["integer_delays"]:
             raise ValueError(
                 "the time-domain recursion needs whole-sample delays: build the SDN with "

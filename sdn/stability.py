@@ -100,15 +100,17 @@ def passivity_certificate(admittance: np.ndarray, wall_gain_max: np.ndarray) -> 
 
 
 def growth_ratio(buffer: torch.Tensor) -> float:
-    """Energy of the last eighth of an anti-aliased FFT buffer over the energy before it.
+    """Energy of the last eighth of an anti-aliased FFT buffer (..., N) over the energy before it;
+    the largest over any leading batch dimensions.
 
     Below 1 for any decaying (or lossless, non-growing) response; above 1 when the response grows
     or when poles outside the evaluation circle wrap an anti-causal part onto the buffer's end.
     """
     energy = buffer.detach().abs().double() ** 2
     tail = energy.shape[-1] // 8
-    before = energy[..., :-tail].sum().item()
-    after = energy[..., -tail:].sum().item()
-    if not np.isfinite(after) or not np.isfinite(before):
+    before = energy[..., :-tail].sum(-1)
+    after = energy[..., -tail:].sum(-1)
+    if not (torch.isfinite(after).all() and torch.isfinite(before).all()):
         return float("inf")
-    return after / before if before > 0 else (float("inf") if after > 0 else 0.0)
+    ratio = torch.where(before > 0, after / before.clamp_min(1e-300), torch.where(after > 0, float("inf"), 0.0))
+    return float(ratio.max())

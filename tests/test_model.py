@@ -351,3 +351,35 @@ def test_cuda_matches_cpu():
     model = randomise(SDN(PAPER_ROOM, fir_order=6, distance_correction=True))
     gpu = randomise(SDN(PAPER_ROOM, fir_order=6, distance_correction=True, device="cuda"))
     torch.testing.assert_close(gpu.impulse_response(16000).cpu(), model.impulse_response(16000), atol=1e-5, rtol=1e-4)
+
+
+def test_batched_positions_equal_separate_models():
+    rng = np.random.default_rng(5)
+    size = np.array(PAPER_ROOM.size)
+    rooms = [Room(PAPER_ROOM.size, rng.uniform(0.1, 0.9, 3) * size, rng.uniform(0.1, 0.9, 3) * size) for _ in range(3)]
+    batched = randomise(SDN(rooms, fir_order=3, distance_correction=True, dtype=torch.float64))
+    assert batched.batch_shape == (3,) and batched.distances()["node_node"].shape == (3, 6, 6)
+    h = batched.impulse_response(3000)
+    assert h.shape == (3, 3000)
+    for i, room in enumerate(rooms):
+        single = SDN(room, fir_order=3, distance_correction=True, dtype=torch.float64)
+        state = {k: (v[i] if k.endswith("_correction") else v) for k, v in batched.state_dict().items()
+                 if k in dict(single.named_parameters())}
+        single.load_state_dict(state, strict=False)
+        torch.testing.assert_close(h[i], single.impulse_response(3000), rtol=1e-10, atol=1e-12)
+    (h**2).sum().backward()  # shared parameters collect gradients from every position
+    assert batched.log_admittance.grad.abs().sum() > 0
+    assert batched(torch.ones(3000, dtype=torch.float64)).shape == (3, 3000)
+
+
+def test_batched_save_load_and_errors(tmp_path):
+    rooms = [PAPER_ROOM, Room(PAPER_ROOM.size, (1.0, 5.0, 1.5), (4.0, 9.0, 1.2))]
+    model = randomise(SDN(rooms, fir_order=1))
+    model.save(tmp_path / "batched.pt")
+    torch.testing.assert_close(sdn.load(tmp_path / "batched.pt").impulse_response(2000), model.impulse_response(2000))
+    with pytest.raises(ValueError, match="share one room"):
+        SDN([PAPER_ROOM, SMALL_ROOM])
+    with pytest.raises(TypeError, match="non-empty sequence"):
+        SDN([])
+    with pytest.raises(ValueError, match="one position"):
+        SDN(rooms, integer_delays=True).impulse_response(100, method="time")
