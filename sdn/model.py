@@ -44,7 +44,15 @@ K = N_WALLS - 1  # neighbours per node
 _OFF_DIAGONAL = ~torch.eye(N_WALLS, dtype=torch.bool)
 _PAIRS = torch.triu_indices(N_WALLS, N_WALLS, offset=1)  # the 15 node pairs (k < l)
 CHECKPOINT_FORMAT = "sdn-checkpoint-v1"
-_BINS_PER_CHUNK = 1 << 15  # frequency bins per closed-form solve when no gradient is needed
+_BINS_PER_CHUNK = 1 << 15
+# Behaviours of the paper's released code (DESIGN.md section 6), reproducible one by one:
+QUIRKS = {
+    "buffer_truncation": "every delay line holds 512 samples: a longer line outputs nothing",
+    "late_taps": "each wall-to-wall hop is 2 samples late and each wall-to-mic line 1 sample late",
+    "summed_weights": "the 30 extraction weights act as one scalar, their sum, on every outgoing wave",
+    "direct_gain": "the direct path has gain 1/d instead of G/d",
+}
+BUFFER_SAMPLES = 512  # frequency bins per closed-form solve when no gradient is needed
 
 
 def _next_pow2(n: int) -> int:
@@ -74,6 +82,9 @@ class SDN(nn.Module):
     c : speed of sound, m/s.
     max_correction, correction_scale : ``dmax`` (m) and ``s`` of the distance correction.
     aliasing_db : time-aliasing suppression of the closed form, in dB over one FFT length.
+    quirks : reproduce behaviours of the paper's released code, by name (see ``QUIRKS``): a
+        sequence of names, a comma-separated string, ``"paper"`` for all four, or ``()`` (default,
+        the exact model).
     dtype, device : of the parameters (float32 or float64); complex arithmetic follows.
     """
 
@@ -89,6 +100,7 @@ class SDN(nn.Module):
         max_correction: float = 0.5,
         correction_scale: float = 10.0,
         aliasing_db: float = 70.0,
+        quirks=(),
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ):
@@ -107,6 +119,11 @@ class SDN(nn.Module):
             raise ValueError(f"alpha (absorption) must lie in [0, 1), got {alpha!r}")
         if not (max_correction > 0 and correction_scale > 0):
             raise ValueError("max_correction and correction_scale must be positive")
+        if isinstance(quirks, str):
+            quirks = tuple(QUIRKS) if quirks == "paper" else tuple(q.strip() for q in quirks.split(",") if q.strip())
+        unknown = sorted(set(quirks) - set(QUIRKS))
+        if unknown:
+            raise ValueError(f"unknown quirk(s) {unknown}; known: {sorted(QUIRKS)} or 'paper'")
         dtype = dtype or torch.get_default_dtype()
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -124,6 +141,7 @@ class SDN(nn.Module):
             "max_correction": float(max_correction),
             "correction_scale": float(correction_scale),
             "aliasing_db": float(aliasing_db),
+            "quirks": [q for q in QUIRKS if q in quirks],
         }
         factory = {"dtype": dtype, "device": device}
         self.metres_per_sample = float(c) / float(sample_rate)
@@ -210,6 +228,9 @@ class SDN(nn.Module):
                 "node_mic": reflection - source_node,
                 "direct": _rounded_delay(delay["direct"]),
             }
+        if "late_taps" in self.config["quirks"]:
+            delay["node_node"] = delay["node_node"] + 2.0 * _OFF_DIAGONAL.to(self.device)
+            delay["node_mic"] = delay["node_mic"] + 1.0
         return delay
 
     def wall_filters(self) -> torch.Tensor:
@@ -277,9 +298,14 @@ class SDN(nn.Module):
         G = self.metres_per_sample
         off = _OFF_DIAGONAL.to(self.device)
 
+        truncate = "buffer_truncation" in self.config["quirks"]
+
         def z_pow(samples, node_dims=1):  # z^-D: (*batch, *nodes) -> (*batch, F, *nodes)
             grid = s.reshape(-1, *([1] * node_dims))
-            return torch.exp(-samples.to(cdtype).unsqueeze(-node_dims - 1) * grid)
+            power = torch.exp(-samples.to(cdtype).unsqueeze(-node_dims - 1) * grid)
+            if truncate:  # a line longer than the buffer outputs nothing
+                power = power * (samples < BUFFER_SAMPLES).unsqueeze(-node_dims - 1)
+            return power
 
         taps = self.wall_filters()
         H = z_pow(torch.arange(taps.shape[-1], dtype=self.dtype, device=self.device)) @ taps.to(cdtype).T  # (F, 6)
@@ -304,11 +330,15 @@ class SDN(nn.Module):
         U = (b.unsqueeze(-1) + EH * (q - b).unsqueeze(-2) - loop * q.unsqueeze(-1)) / den
 
         weights = self.extraction_weights()
-        w = weights.new_zeros(N_WALLS, N_WALLS).masked_scatter(off, weights)
+        if "summed_weights" in self.config["quirks"]:
+            w = weights.sum() * off
+        else:
+            w = weights.new_zeros(N_WALLS, N_WALLS).masked_scatter(off, weights)
         node_out = q * w.sum(-1) - (w * U).sum(-1)  # w_k^T (S_k p_k^+), before the wall filter
         g_mic = (1.0 / (1.0 + dist["node_mic"] / dist["source_node"])).unsqueeze(-2)
         Y = (g_mic * z_pow(delay["node_mic"]) * H * node_out).sum(-1)
-        return Y + (G / dist["direct"]) * z_pow(delay["direct"])[..., 0]
+        direct_gain = 1.0 if "direct_gain" in self.config["quirks"] else G
+        return Y + (direct_gain / dist["direct"]) * z_pow(delay["direct"])[..., 0]
 
     def impulse_response(self, n_samples: int, method: str = "closed_form") -> torch.Tensor:
         """Impulse response, (..., n_samples) with the batch shape of the positions in front (none for

@@ -28,6 +28,8 @@ class TimeDomainSDN:
     """
 
     def __init__(self, model):
+        if model.config["quirks"]:
+            raise ValueError("the time-domain recursion implements the exact model only (no quirks)")
         if model.batch_shape:
             raise ValueError("the time-domain recursion renders one position: build the SDN from one sdn.Room")
         if not model.config["integer_delays"]:

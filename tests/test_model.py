@@ -383,3 +383,69 @@ def test_batched_save_load_and_errors(tmp_path):
         SDN([])
     with pytest.raises(ValueError, match="one position"):
         SDN(rooms, integer_delays=True).impulse_response(100, method="time")
+
+
+def _first_order_arrivals(model: SDN) -> np.ndarray:
+    D = model.delays()
+    return (D["source_node"] + D["node_mic"]).detach().numpy().astype(int)
+
+
+def test_quirk_late_taps_delays_hops_and_mic_lines():
+    exact = SDN(PAPER_ROOM, integer_delays=True, dtype=torch.float64, aliasing_db=200)
+    late = SDN(PAPER_ROOM, integer_delays=True, dtype=torch.float64, aliasing_db=200, quirks=["late_taps"])
+    h, h_late = exact.impulse_response(1600).detach().numpy(), late.impulse_response(1600).detach().numpy()
+    first = _first_order_arrivals(exact)
+    np.testing.assert_array_equal(_first_order_arrivals(late), first + 1)
+    D = exact.delays()
+    second = min(int(D["source_node"][k] + D["node_node"][k, l] + D["node_mic"][l]) for k in range(6) for l in range(6) if k != l)
+    early = first[first < second]
+    assert len(early) >= 2
+    for t in early:  # each first-order reflection moves one sample later, unchanged in amplitude
+        assert h_late[t + 1] == pytest.approx(h[t], rel=1e-9)
+    hops = D["node_node"] + 2 * torch.from_numpy(~np.eye(6, dtype=bool))
+    torch.testing.assert_close(late.delays()["node_node"], hops.double())
+    direct = round(PAPER_ROOM.direct_distance / exact.metres_per_sample)
+    assert h_late[direct] == pytest.approx(h[direct])  # the direct path is not a tap
+
+
+def test_quirk_buffer_truncation_silences_long_lines():
+    """Lines beyond 512 samples all touch the far wall (y = Ly): the truncated model equals the exact
+    one until the far wall's first-order reflection, which is exactly what goes missing."""
+    exact = SDN(PAPER_ROOM, integer_delays=True, dtype=torch.float64, aliasing_db=200)
+    cut = SDN(PAPER_ROOM, integer_delays=True, dtype=torch.float64, aliasing_db=200, quirks="buffer_truncation")
+    D = {k: v.detach().numpy() for k, v in exact.delays().items()}
+    far = 3
+    assert D["source_node"][far] >= 512 and np.all(np.delete(D["source_node"], far) < 512)
+    long_lines = np.argwhere(D["node_node"] >= 512)
+    assert len(long_lines) and np.all((long_lines == far).any(axis=1))
+    h, h_cut = exact.impulse_response(2000).detach().numpy(), cut.impulse_response(2000).detach().numpy()
+    t_far = round(PAPER_ROOM.image_distances[far] / exact.metres_per_sample)
+    scale = np.abs(h).max()
+    np.testing.assert_allclose(h_cut[:t_far], h[:t_far], atol=1e-10 * scale)
+    missing = math.sqrt(0.98) * exact.metres_per_sample / PAPER_ROOM.image_distances[far]
+    assert h[t_far] - h_cut[t_far] == pytest.approx(missing, rel=1e-6)
+
+
+def test_quirk_summed_weights_scale_the_network_by_thirty_and_share_gradients():
+    exact = SDN(PAPER_ROOM, dtype=torch.float64)
+    summed = SDN(PAPER_ROOM, dtype=torch.float64, quirks="summed_weights")
+    direct_only = SDN(PAPER_ROOM, dtype=torch.float64)
+    with torch.no_grad():
+        direct_only.log_extraction_weights.fill_(-80.0)  # weights ~ 0: only the direct path remains
+    d = direct_only.impulse_response(4000)
+    network, network_summed = exact.impulse_response(4000) - d, summed.impulse_response(4000) - d
+    torch.testing.assert_close(network_summed, 30.0 * network)  # (sum of 30 weights of 0.4) / 0.4
+    (summed.impulse_response(2000) ** 2).sum().backward()
+    grad = summed.log_extraction_weights.grad  # d/d(log w) = w * shared gradient: equal at init
+    torch.testing.assert_close(grad, torch.full_like(grad, grad[0, 0].item()))
+
+
+def test_quirk_direct_gain_is_inverse_distance():
+    exact = SDN(PAPER_ROOM, integer_delays=True, dtype=torch.float64, aliasing_db=200)
+    quirky = SDN(PAPER_ROOM, integer_delays=True, dtype=torch.float64, aliasing_db=200, quirks=("direct_gain",))
+    t = round(PAPER_ROOM.direct_distance / exact.metres_per_sample)
+    assert quirky.impulse_response(200)[t].item() == pytest.approx(1 / PAPER_ROOM.direct_distance)
+    assert exact.impulse_response(200)[t].item() == pytest.approx(exact.metres_per_sample / PAPER_ROOM.direct_distance)
+    with pytest.raises(ValueError, match="unknown quirk"):
+        SDN(PAPER_ROOM, quirks="late_tap")
+    assert SDN(PAPER_ROOM, quirks="paper").config["quirks"] == list(sdn.model.QUIRKS)
