@@ -39,6 +39,7 @@ class ModelConfig:
     c: float = 343.0
     max_correction: float = 0.5
     correction_scale: float = 10.0
+    quirks: str = ""  # behaviours of the paper's released code: "paper" or names, comma-separated
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,11 @@ def _validate(config, where: str) -> None:
             raise ValueError(f"{where}: alpha must be a number or one of {ABSORPTION_RULES}, got {config.alpha!r}")
         if config.fir_order < 0 or config.sample_rate <= 0:
             raise ValueError(f"{where}: fir_order must be >= 0 and sample_rate > 0")
+        from .model import QUIRKS
+
+        names = [q.strip() for q in config.quirks.split(",") if q.strip()]
+        if config.quirks != "paper" and not set(names) <= set(QUIRKS):
+            raise ValueError(f"{where}: quirks must be 'paper' or names from {sorted(QUIRKS)}, got {config.quirks!r}")
     if isinstance(config, TrainingConfig):
         if config.epochs < 0 or config.lr <= 0 or config.checkpoint_every <= 0:
             raise ValueError(f"{where}: epochs must be >= 0, lr and checkpoint_every > 0")

@@ -44,7 +44,7 @@ from .stability import UnstableSDNError
 
 log = logging.getLogger(__name__)
 HISTORY_FIELDS = ("epoch", "edc", "edr", "edp", "total", "seconds")
-EVAL_SECONDS = 30.0  # length of the renders whose acoustic parameters are reported
+EVAL_SECONDS = 20.0  # length of the renders whose acoustic parameters are reported
 
 
 class TrainingStopped(RuntimeError):
@@ -80,6 +80,7 @@ def build_model(experiment: ExperimentConfig, room_config: RoomConfig, alpha: fl
         c=m.c,
         max_correction=m.max_correction,
         correction_scale=m.correction_scale,
+        quirks=m.quirks,
         device=device,
     )
 
@@ -112,8 +113,9 @@ def run_hash(experiment: ExperimentConfig, room_config: RoomConfig) -> str:
 
 
 def _render(model: SDN, n: int) -> torch.Tensor:
+    """Impulse response(s) of ``n`` samples, each position normalised to unit norm: (..., n)."""
     h = model.impulse_response(n)
-    return h / torch.linalg.vector_norm(h)
+    return h / torch.linalg.vector_norm(h, dim=-1, keepdim=True)
 
 
 def _write_history(path: Path, history: list) -> None:
@@ -153,7 +155,7 @@ def fit(
     progress : show a progress bar with the loss terms.
     target : a preloaded :class:`sdn.data.MeasuredRIR` (default: ``room_config.load_target``).
     eval_seconds : length of the renders whose acoustic parameters are reported (at least the
-        target's length); long enough for the untrained SDN's decay of about 15 s to be measured.
+        target's length); long enough for the untrained SDN's T30 of about 15 s to be measured.
 
     Raises
     ------

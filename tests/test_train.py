@@ -132,6 +132,7 @@ def test_unstable_model_stops_training(tmp_path):
         ("name: x\ntraining: {epochs: three}\n", "training: epochs must be int"),
         ("name: x\nmodel: {alpha: sabin}\n", "alpha must be a number or one of"),
         ("model: {fir_order: 1}\n", "missing key 'name'"),
+        ("name: x\nmodel: {quirks: late_tap}\n", "quirks must be 'paper' or names"),
     ],
 )
 def test_config_is_strict(tmp_path, text, message):
