@@ -1,0 +1,152 @@
+"""One SDN per room: room parameters shared by several source/microphone positions.
+
+An SDN is built from the geometry of a room and one source/microphone pair; what it learns (wall
+filters ``H_k``, junction admittances ``y_k``, pressure-extraction weights ``w_k``) describes the
+room, not the pair. :func:`fit_positions` fits one such set of parameters to the RIRs of P
+positions at once: the model is one batched :class:`sdn.SDN` over P rooms of the same size, whose
+closed form returns all P impulse responses in one call, and each epoch takes one full-batch Adam
+step on the loss averaged over positions,
+
+    L = (1/P) sum_p [0.5 L_EDC(h_p, t_p) + L_EDR(h_p, t_p) + L_EDP(h_p, t_p)],
+
+with prediction ``h_p`` and target ``t_p`` each normalised to unit norm (as in :mod:`sdn.train`).
+There is no Python loop over positions. :func:`transfer` moves the fitted parameters to other
+positions of the same room (the generalisation experiment of ``notebooks/06_generalisation``).
+
+Not done here: distance corrections are per position (a bounded offset on each geometric
+distance), so they neither transfer nor make sense to share; :func:`transfer` refuses models that
+have them. No run folders or checkpoints: see :mod:`sdn.train` for single-target runs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+import torch
+
+from .geometry import Room
+from .losses import SDNLoss
+from .model import SDN
+from .stability import UnstableSDNError
+from .train import _progress, _render
+
+log = logging.getLogger(__name__)
+SHARED_PARAMETERS = ("wall_logit", "wall_taps", "log_admittance", "log_extraction_weights")
+
+
+def _rooms(rooms) -> list[Room]:
+    rooms = [rooms] if isinstance(rooms, Room) else list(rooms)
+    if not rooms or not all(isinstance(r, Room) for r in rooms):
+        raise TypeError("rooms must be an sdn.Room or a non-empty sequence of them")
+    return rooms
+
+
+def unit_norm_targets(targets, n_positions: int) -> torch.Tensor:
+    """Targets as a float32 tensor (P, T), each row scaled to unit norm."""
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    if y.ndim == 1:
+        y = y[None]
+    if y.ndim != 2 or y.shape[0] != n_positions:
+        raise ValueError(f"targets must have shape (P, T) with P = {n_positions} positions, got {tuple(y.shape)}")
+    norm = torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+    if not torch.all(torch.isfinite(y)) or torch.any(norm == 0):
+        raise ValueError("every target must be finite and not silent")
+    return y / norm
+
+
+def fit_positions(
+    rooms: Sequence[Room],
+    targets,
+    model_kwargs: dict | None = None,
+    epochs: int = 300,
+    lr: float = 0.01,
+    seed: int = 42,
+    loss_weights: tuple[float, float, float] = (0.5, 1.0, 1.0),
+    progress: bool = True,
+) -> tuple[SDN, list[dict]]:
+    """Fit one set of room parameters to the RIRs of several positions in the same room.
+
+    Parameters
+    ----------
+    rooms : P :class:`sdn.Room` of the same size (source/microphone pairs).
+    targets : (P, T) array or tensor, the RIRs in the order of ``rooms`` (normalised here).
+    model_kwargs : keyword arguments of :class:`sdn.SDN` (sample_rate, fir_order, alpha, ...);
+        ``dtype``/``device`` are allowed. The loss uses the model's sample rate.
+    epochs, lr, seed : full-batch Adam, as the paper (300 epochs, 0.01, 42).
+    loss_weights : (EDC, EDR, EDP) weights of :class:`sdn.losses.SDNLoss`.
+    progress : progress bar with the loss.
+
+    Returns
+    -------
+    model : the batched SDN (P positions) with the fitted parameters.
+    history : one dict per completed epoch: ``epoch``, ``edc``, ``edr``, ``edp``, ``total`` (means
+        over positions, evaluated before that epoch's step) and ``seconds``.
+
+    If the model becomes unstable or the loss non-finite, training stops, the weights of the last
+    finite loss are restored and a warning is logged; ``len(history) < epochs`` then tells.
+    """
+    rooms = _rooms(rooms)
+    if not (isinstance(epochs, int) and epochs >= 0):
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    torch.manual_seed(seed)
+    model = SDN(rooms, **(model_kwargs or {}))
+    y = unit_norm_targets(targets, len(rooms)).to(device=model.device, dtype=model.dtype)
+    n = y.shape[-1]
+    loss_fn = SDNLoss(model.sample_rate, weights=loss_weights)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history: list[dict] = []
+    last_good = None
+    for epoch in _progress(range(epochs), progress, f"{len(rooms)} positions"):
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        try:
+            terms = loss_fn(_render(model, n), y)
+        except UnstableSDNError as err:
+            log.warning("fit_positions stopped at epoch %d: %s", epoch, err)
+            break
+        if not torch.isfinite(terms["total"]):
+            log.warning("fit_positions stopped at epoch %d: non-finite loss", epoch)
+            break
+        last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        terms["total"].backward()
+        optimizer.step()
+        history.append({"epoch": epoch, **{k: terms[k].item() for k in ("edc", "edr", "edp", "total")},
+                        "seconds": time.perf_counter() - started})
+    else:
+        last_good = None
+    if last_good is not None:
+        model.load_state_dict(last_good)
+    return model, history
+
+
+def transfer(model: SDN, rooms) -> SDN:
+    """A new SDN at other positions of the same room with ``model``'s room parameters.
+
+    The wall filters, admittances and extraction weights are copied (detached); the geometry comes
+    from ``rooms`` (one :class:`sdn.Room` or a sequence, of the model's room size). Models with
+    distance correction are refused: their corrections belong to the positions they were fitted at.
+    """
+    if model.config["distance_correction"]:
+        raise ValueError("cannot transfer a model with distance correction: its corrections are per "
+                         "position; fit with distance_correction=False to generalise")
+    rooms = _rooms(rooms)
+    config = {k: v for k, v in model.config.items() if k != "room"}
+    size = (model.room if isinstance(model.room, Room) else model.room[0]).size
+    if any(r.size != size for r in rooms):
+        raise ValueError("transfer needs positions in a room of the model's size")
+    new = SDN(rooms if len(rooms) > 1 else rooms[0], **config, dtype=model.dtype, device=model.device)
+    with torch.no_grad():
+        for name in SHARED_PARAMETERS:
+            if hasattr(new, name):
+                getattr(new, name).copy_(getattr(model, name))
+    return new
+
+
+def position_losses(model: SDN, targets, loss_weights: tuple[float, float, float] = (0.5, 1.0, 1.0)) -> dict:
+    """Loss terms per position, each a tensor (P,): the model's unit-norm renders against ``targets``."""
+    p = model.batch_shape[0] if model.batch_shape else 1
+    y = unit_norm_targets(targets, p).to(device=model.device, dtype=model.dtype)
+    with torch.no_grad():
+        h = _render(model, y.shape[-1]).reshape(p, -1)
+        return SDNLoss(model.sample_rate, weights=loss_weights, reduction="none")(h, y)
