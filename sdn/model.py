@@ -25,6 +25,10 @@ with ``E_kl = z^-D_kl`` and source injection ``b_k = (g_Sk / 2) z^-D_Sk``. Subst
 frequency instead of the 30x30 one (the two are equal by the Woodbury identity; the tests check).
 It is solved on the circle ``|z| = r`` slightly outside the unit circle and the inverse FFT is
 multiplied by ``r^n``, which attenuates time aliasing by ``aliasing_db`` decibels.
+
+Given several rooms of one size (source/mic pairs), one model shares its wall filters, admittances
+and extraction weights among them and renders all their impulse responses in one batched solve.
+``quirks`` switches on behaviours of the paper's released code, one by one, for comparison.
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ K = N_WALLS - 1  # neighbours per node
 _OFF_DIAGONAL = ~torch.eye(N_WALLS, dtype=torch.bool)
 _PAIRS = torch.triu_indices(N_WALLS, N_WALLS, offset=1)  # the 15 node pairs (k < l)
 CHECKPOINT_FORMAT = "sdn-checkpoint-v1"
-_BINS_PER_CHUNK = 1 << 15
+_BINS_PER_CHUNK = 1 << 15  # frequency bins per closed-form solve when no gradient is needed
 # Behaviours of the paper's released code (DESIGN.md section 6), reproducible one by one:
 QUIRKS = {
     "buffer_truncation": "every delay line holds 512 samples: a longer line outputs nothing",
@@ -52,7 +56,7 @@ QUIRKS = {
     "summed_weights": "the 30 extraction weights act as one scalar, their sum, on every outgoing wave",
     "direct_gain": "the direct path has gain 1/d instead of G/d",
 }
-BUFFER_SAMPLES = 512  # frequency bins per closed-form solve when no gradient is needed
+BUFFER_SAMPLES = 512  # delay-line length of the released code (buffer_truncation)
 
 
 def _next_pow2(n: int) -> int:
