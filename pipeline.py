@@ -79,6 +79,9 @@ RUNS: list[Run] = [
     # Microphone position of R2-HOM1; a quick run must not rewrite the committed room config.
     Run("01_calibration.ipynb", "01_calibration",
         {"out_dir": "{results_dir}/calibration", "write_config": True}, quick={"write_config": False}),
+    # Beyond the paper: one SDN per room, fitted at K positions, tested at held-out ones (simulated room).
+    Run("06_generalisation.ipynb", "06_generalisation",
+        quick={"epochs": 2, "n_sources": 2, "n_mics": 3, "n_heldout_mics": 1, "k_values": [1, 2]}),
 ]
 
 

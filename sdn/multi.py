@@ -69,8 +69,10 @@ def fit_positions(
 
     Parameters
     ----------
-    rooms : P :class:`sdn.Room` of the same size (source/microphone pairs).
-    targets : (P, T) array or tensor, the RIRs in the order of ``rooms`` (normalised here).
+    rooms : P :class:`sdn.Room` of the same size (source/microphone pairs); a single
+        :class:`sdn.Room` gives an unbatched model (renders (T,)), like :func:`sdn.train.fit`.
+    targets : (P, T) array or tensor, the RIRs in the order of ``rooms`` (normalised here);
+        (T,) for a single room.
     model_kwargs : keyword arguments of :class:`sdn.SDN` (sample_rate, fir_order, alpha, ...);
         ``dtype``/``device`` are allowed. The loss uses the model's sample rate.
     epochs, lr, seed : full-batch Adam, as the paper (300 epochs, 0.01, 42).
@@ -79,19 +81,22 @@ def fit_positions(
 
     Returns
     -------
-    model : the batched SDN (P positions) with the fitted parameters.
+    model : the batched SDN (P positions; unbatched for a single Room) with the fitted parameters.
     history : one dict per completed epoch: ``epoch``, ``edc``, ``edr``, ``edp``, ``total`` (means
         over positions, evaluated before that epoch's step) and ``seconds``.
 
     If the model becomes unstable or the loss non-finite, training stops, the weights of the last
     finite loss are restored and a warning is logged; ``len(history) < epochs`` then tells.
     """
+    single = isinstance(rooms, Room)
     rooms = _rooms(rooms)
     if not (isinstance(epochs, int) and epochs >= 0):
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     torch.manual_seed(seed)
-    model = SDN(rooms, **(model_kwargs or {}))
+    model = SDN(rooms[0] if single else rooms, **(model_kwargs or {}))
     y = unit_norm_targets(targets, len(rooms)).to(device=model.device, dtype=model.dtype)
+    if single:
+        y = y[0]
     n = y.shape[-1]
     loss_fn = SDNLoss(model.sample_rate, weights=loss_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

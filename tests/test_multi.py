@@ -75,3 +75,10 @@ def test_fit_positions_checks_the_targets():
         fit_positions(ROOMS, torch.randn(2, 100), epochs=1, progress=False)
     with pytest.raises(ValueError, match="silent"):
         fit_positions(ROOMS, torch.zeros(3, 100), epochs=1, progress=False)
+
+
+def test_a_single_room_gives_an_unbatched_model():
+    y = targets(ROOMS[0], n=1000)
+    model, history = fit_positions(ROOMS[0], y, epochs=1, progress=False)
+    assert model.batch_shape == () and model.impulse_response(1000).shape == (1000,)
+    assert history[0]["total"] == pytest.approx(position_losses(sdn.SDN(ROOMS[0]), y)["total"].item(), rel=1e-5)
