@@ -74,14 +74,33 @@ class Run:
     quick: dict = field(default_factory=dict)  # overrides applied in quick mode
 
 
-# The study, in book order. One line per run.
+# The study, in book order. One line per run (one per configuration for 02_train).
+TRAINED = ["prior_fir0", "correction_fir0", "prior_fir6", "correction_fir6"]  # the paper's configurations
+BASELINES = ["untrained", "sabine", "eyring"]  # evaluated only (epochs: 0 in their configs)
+FAITHFUL = [f"faithful_{name}" for name in TRAINED]  # the same with the released code's quirks (07_faithful)
 RUNS: list[Run] = [
+    # The SDN of the room: geometry, first-order reflections, closed form against the recursion.
+    Run("00_model.ipynb", "00_model", {"room": "config/rooms/homula_s1_r2hom1.yaml"}),
     # Microphone position of R2-HOM1; a quick run must not rewrite the committed room config.
     Run("01_calibration.ipynb", "01_calibration",
         {"out_dir": "{results_dir}/calibration", "write_config": True}, quick={"write_config": False}),
+    # One fit per configuration: the paper's four (quick: 3 epochs), the three baselines (0 epochs),
+    # and the paper's four with the released code's quirks.
+    *[Run("02_train.ipynb", f"02_train_{name}",
+          {"experiment": f"config/experiments/{name}.yaml", "room": "config/rooms/homula_s1_r2hom1.yaml",
+           "epochs": None, "device": "cpu"},
+          quick={} if name in BASELINES else {"epochs": 3})
+      for name in TRAINED + BASELINES + FAITHFUL],
+    # Tables and figures from every run folder, then audio, then the results page.
+    Run("03_evaluation.ipynb", "03_evaluation"),
+    Run("04_listening.ipynb", "04_listening", {"duration": 3.0}),
+    Run("05_results.ipynb", "05_results"),
     # Beyond the paper: one SDN per room, fitted at K positions, tested at held-out ones (simulated room).
     Run("06_generalisation.ipynb", "06_generalisation",
+        {"epochs": 40, "n_sources": 4, "n_mics": 6, "n_heldout_mics": 2, "k_values": [1, 4, 16]},
         quick={"epochs": 2, "n_sources": 2, "n_mics": 3, "n_heldout_mics": 1, "k_values": [1, 2]}),
+    # Exact model against the released code's behaviours, per configuration.
+    Run("07_faithful.ipynb", "07_faithful"),
 ]
 
 

@@ -34,6 +34,15 @@ RESULTS_RUN = pipeline.Run("05_results.ipynb", "05_results")
 CONFIGURATIONS = ["prior_fir0", "correction_fir0", "prior_fir6", "correction_fir6"]
 BASELINES = ["untrained", "sabine", "eyring"]
 DECIMALS = 2  # as displayed by notebooks/05_results.ipynb
+TEXT_COLUMNS = {"config_hash"}  # shown as written; every other column is a number
+
+
+def displayed(column: str, value: str) -> str:
+    """A summary.csv cell as the results page shows it: numbers rounded, NaN as n/a, text as is."""
+    if column in TEXT_COLUMNS:
+        return value
+    number = float(value)
+    return "n/a" if number != number else f"{number:.{DECIMALS}f}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +220,7 @@ def check_results_page(dom: str, summary_csv: Path) -> None:
         n_metrics = len(next(iter(summary.values())))
         for model in models:
             shown = rows[model][-n_metrics:]
-            expected = [f"{float(v):.{DECIMALS}f}" for v in summary[model].values()]
+            expected = [displayed(column, v) for column, v in summary[model].items()]
             assert shown == expected, f"{table_id}/{model}: page {shown} != CSV {expected} ({header})"
     first = list(next(iter(summary.values())))[0]
     best = min(CONFIGURATIONS, key=lambda m: float(summary[m][first]))
