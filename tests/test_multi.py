@@ -16,6 +16,15 @@ TRUE_ALPHA = 0.4
 N = 4000
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: these small problems run several times faster than with two contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def targets(rooms=ROOMS, n=N, **kwargs):
     """SDN-generated targets with a known uniform wall gain sqrt(1 - 0.4)."""
     with torch.no_grad():
