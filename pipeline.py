@@ -39,6 +39,7 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ class Run:
     name: str
     parameters: dict = field(default_factory=dict)
     quick: dict = field(default_factory=dict)  # overrides applied in quick mode
+    title: str | None = None  # the page title in the book, when one notebook serves several runs
 
 
 # The study, in book order. One line per run (one per configuration for 02_train).
@@ -89,7 +91,7 @@ RUNS: list[Run] = [
     *[Run("02_train.ipynb", f"02_train_{name}",
           {"experiment": f"config/experiments/{name}.yaml", "room": "config/rooms/homula_s1_r2hom1.yaml",
            "epochs": None, "device": "cpu"},
-          quick={} if name in BASELINES else {"epochs": 3})
+          quick={} if name in BASELINES else {"epochs": 3}, title=f"02 · Fitting {name}")
       for name in TRAINED + BASELINES + FAITHFUL],
     # Tables and figures from every run folder, then audio, then the results page.
     Run("03_evaluation.ipynb", "03_evaluation"),
@@ -269,22 +271,26 @@ def stage_book(results: Path, source: Path, runs: list[Run]) -> None:
             if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
                 raise SystemExit(f"pipeline: executed notebook {run.name}.ipynb holds an error "
                                  f"output; rerun `python pipeline.py --only {run.name}`")
-        nbformat.write(for_book(nb), generated / f"{run.name}.ipynb")
+        nbformat.write(for_book(nb, run.title), generated / f"{run.name}.ipynb")
     for table in ("runtimes.csv", "environment.csv"):
         if not (results / table).is_file():
             raise SystemExit(f"pipeline: {results / table} is missing; run the pipeline first")
         shutil.copy2(results / table, generated / table)
 
 
-def for_book(nb):
+def for_book(nb, title: str | None = None):
     """Prepare an executed notebook for the book.
 
     The install-only-in-Colab cell is removed; the parameter cells (defaults and the values the
     pipeline injected) stay, folded. The Colab badge image is hosted by Google: in the book it
-    becomes a plain link, so that pages load nothing from outside the local server.
+    becomes a plain link, so that pages load nothing from outside the local server. ``title``
+    replaces the first level-1 heading (the page title).
     """
     first_code = True
     for cell in nb.cells:
+        if title and cell.cell_type == "markdown" and re.search(r"(?m)^# ", cell.source):
+            cell.source = re.sub(r"(?m)^# .*$", f"# {title}", cell.source, count=1)
+            title = None
         tags = cell.metadata.setdefault("tags", [])
         if cell.cell_type == "code" and first_code:
             first_code = False
