@@ -48,7 +48,7 @@ from scipy.optimize import least_squares, minimize
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 from scipy.signal import fftconvolve, hilbert
 
-from .geometry import WALL_NAMES
+from .geometry import WALL_NAMES, image_sources
 
 __all__ = [
     "SPEED_OF_SOUND",
@@ -65,28 +65,6 @@ __all__ = [
 
 SPEED_OF_SOUND = 343.0
 ARRIVAL_NAMES = ("direct",) + tuple(WALL_NAMES)
-
-
-def image_sources(size, source) -> np.ndarray:
-    """First-order image sources of ``source`` in the shoebox ``[0, size]``.
-
-    Parameters
-    ----------
-    size : (3,) room dimensions (Lx, Ly, Lz), metres.
-    source : (..., 3) source positions, metres.
-
-    Returns
-    -------
-    (..., 6, 3) images across walls x=0, x=Lx, y=0, y=Ly, floor, ceiling (``sdn.WALL_NAMES``).
-    """
-    size = np.asarray(size, dtype=np.float64)
-    source = np.asarray(source, dtype=np.float64)
-    images = np.repeat(source[..., None, :], 6, axis=-2).copy()
-    for wall in range(6):
-        axis, upper = divmod(wall, 2)
-        plane = size[axis] if upper else 0.0
-        images[..., wall, axis] = 2.0 * plane - source[..., axis]
-    return images
 
 
 def predicted_arrivals(size, source, mic, sample_rate, latency=0.0, c=SPEED_OF_SOUND) -> np.ndarray:

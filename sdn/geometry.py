@@ -28,6 +28,28 @@ def _as_point(name: str, value) -> np.ndarray:
     return arr
 
 
+def image_sources(size, source) -> np.ndarray:
+    """First-order image sources of ``source`` in the shoebox ``[0, size]``.
+
+    Parameters
+    ----------
+    size : (3,) room dimensions (Lx, Ly, Lz), metres.
+    source : (..., 3) source positions, metres.
+
+    Returns
+    -------
+    (..., 6, 3) images across the walls in ``WALL_NAMES`` order.
+    """
+    size = np.asarray(size, dtype=np.float64)
+    source = np.asarray(source, dtype=np.float64)
+    images = np.repeat(source[..., None, :], N_WALLS, axis=-2)
+    for wall in range(N_WALLS):
+        axis, upper = divmod(wall, 2)
+        plane = size[axis] if upper else 0.0
+        images[..., wall, axis] = 2.0 * plane - source[..., axis]
+    return images
+
+
 @dataclass(frozen=True)
 class Room:
     """A shoebox room with one source and one microphone.
@@ -72,12 +94,11 @@ class Room:
         object.__setattr__(self, "source", tuple(source.tolist()))
         object.__setattr__(self, "mic", tuple(mic.tolist()))
 
-        images = np.tile(source, (N_WALLS, 1))
+        images = image_sources(size, source)
         nodes = np.empty((N_WALLS, 3))
         for wall in range(N_WALLS):
             axis, upper = divmod(wall, 2)
             plane = size[axis] if upper else 0.0
-            images[wall, axis] = 2 * plane - source[axis]
             # The image->mic segment crosses the wall plane at parameter t.
             t = (plane - images[wall, axis]) / (mic[axis] - images[wall, axis])
             nodes[wall] = images[wall] + t * (mic - images[wall])
