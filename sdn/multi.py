@@ -20,7 +20,6 @@ have them. No run folders or checkpoints: see :mod:`sdn.train` for single-target
 from __future__ import annotations
 
 import logging
-import time
 from typing import Sequence
 
 import torch
@@ -28,8 +27,7 @@ import torch
 from .geometry import Room
 from .losses import SDNLoss
 from .model import SDN
-from .stability import UnstableSDNError
-from .train import _progress, _render
+from .train import Diverged, _progress, _render, train_step
 
 log = logging.getLogger(__name__)
 SHARED_PARAMETERS = ("wall_logit", "wall_taps", "log_admittance", "log_extraction_weights")
@@ -101,27 +99,15 @@ def fit_positions(
     loss_fn = SDNLoss(model.sample_rate, weights=loss_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict] = []
-    last_good = None
+    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for epoch in _progress(range(epochs), progress, f"{len(rooms)} positions"):
-        started = time.perf_counter()
-        optimizer.zero_grad()
         try:
-            terms = loss_fn(_render(model, n), y)
-        except UnstableSDNError as err:
-            log.warning("fit_positions stopped at epoch %d: %s", epoch, err)
+            row, last_good = train_step(model, y, loss_fn, optimizer, epoch)
+        except Diverged as err:
+            log.warning("fit_positions stopped at %s", err)
+            model.load_state_dict(last_good)  # weights of the last finite loss
             break
-        if not torch.isfinite(terms["total"]):
-            log.warning("fit_positions stopped at epoch %d: non-finite loss", epoch)
-            break
-        last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        terms["total"].backward()
-        optimizer.step()
-        history.append({"epoch": epoch, **{k: terms[k].item() for k in ("edc", "edr", "edp", "total")},
-                        "seconds": time.perf_counter() - started})
-    else:
-        last_good = None
-    if last_good is not None:
-        model.load_state_dict(last_good)
+        history.append(row)
     return model, history
 
 

@@ -118,6 +118,33 @@ def _render(model: SDN, n: int) -> torch.Tensor:
     return h / torch.linalg.vector_norm(h, dim=-1, keepdim=True)
 
 
+class Diverged(RuntimeError):
+    """A training step met an unstable model or a non-finite loss; the message names the epoch."""
+
+
+def train_step(model: SDN, y: torch.Tensor, loss_fn, optimizer, epoch: int) -> tuple[dict, dict]:
+    """One full-batch step on unit-norm renders against targets ``y`` (..., T).
+
+    Returns the history row (loss terms before the step, seconds) and the weights that produced
+    that loss (a copy of the state before the step). Raises :class:`Diverged` instead of stepping
+    when the model is unstable or the loss is not finite.
+    """
+    started = time.perf_counter()
+    optimizer.zero_grad()
+    try:
+        terms = loss_fn(_render(model, y.shape[-1]), y)
+    except UnstableSDNError as err:
+        raise Diverged(f"epoch {epoch}: {err}") from err
+    if not torch.isfinite(terms["total"]):
+        raise Diverged(f"epoch {epoch}: non-finite loss {({k: v.item() for k, v in terms.items()})}")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    terms["total"].backward()
+    optimizer.step()
+    row = {"epoch": epoch, **{k: terms[k].item() for k in ("edc", "edr", "edp", "total")},
+           "seconds": time.perf_counter() - started}
+    return row, state
+
+
 def _write_history(path: Path, history: list) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
@@ -212,21 +239,11 @@ def fit(
     epochs_total = experiment.training.epochs
     bar = _progress(range(len(history), epochs_total), progress, experiment.name)
     for epoch in bar:
-        started = time.perf_counter()
-        optimizer.zero_grad()
         try:
-            terms = loss_fn(_render(model, n), y)
-        except UnstableSDNError as err:
-            stop_reason = f"epoch {epoch}: {err}"
+            row, last_good = train_step(model, y, loss_fn, optimizer, epoch)
+        except Diverged as err:
+            stop_reason = str(err)
             break
-        if not torch.isfinite(terms["total"]):
-            stop_reason = f"epoch {epoch}: non-finite loss {({k: v.item() for k, v in terms.items()})}"
-            break
-        last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        terms["total"].backward()
-        optimizer.step()
-        row = {"epoch": epoch, **{k: terms[k].item() for k in ("edc", "edr", "edp", "total")},
-               "seconds": time.perf_counter() - started}
         history.append(row)
         if best is None or row["total"] < best["total"]:
             best = {"epoch": epoch, "total": row["total"], "state": last_good}
