@@ -28,13 +28,14 @@ import argparse
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .io import atomic_path
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -245,14 +246,11 @@ def _url_for(entry: RemoteFile, base_url: str | None) -> str:
 
 
 def _download_verified(url: str, entry: RemoteFile, target: Path, timeout: float) -> None:
-    """Stream url into a temporary file beside target, verify it, then os.replace it into place."""
+    """Stream url into a temporary file beside target, verify it, then move it into place."""
     created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
     ok = False
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_path(target) as tmp, open(tmp, "wb") as handle:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     while chunk := response.read(1 << 16):
@@ -270,15 +268,12 @@ def _download_verified(url: str, entry: RemoteFile, target: Path, timeout: float
                 ) from err
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            _check_bytes(tmp.read_bytes(), entry, f"download from {url}")
-        except HashMismatchError as err:
-            raise FetchError(f"{err}; nothing was written") from err
-        os.replace(tmp, target)
+            try:
+                _check_bytes(tmp.read_bytes(), entry, f"download from {url}")
+            except HashMismatchError as err:
+                raise FetchError(f"{err}; nothing was written") from err
         ok = True
     finally:
-        if tmp.exists():
-            tmp.unlink()
         if not ok:  # remove the folders this call created, if still empty
             for folder in created:
                 try:
