@@ -95,7 +95,6 @@ def fit_positions(
     y = unit_norm_targets(targets, len(rooms)).to(device=model.device, dtype=model.dtype)
     if single:
         y = y[0]
-    n = y.shape[-1]
     loss_fn = SDNLoss(model.sample_rate, weights=loss_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict] = []
