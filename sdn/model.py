@@ -1,62 +1,75 @@
-"""The differentiable scattering delay network (SDN), evaluated in closed form per frequency bin.
+"""The differentiable scattering delay network (SDN) of a shoebox room.
 
 Structure (De Sena et al., IEEE/ACM TASLP 2015): one node on each of the 6 walls at the first-order
 reflection point; 30 directional lines between nodes; source->node and node->microphone lines; the
-direct path. With ``G = c / fs`` (metres per sample):
+direct path. With :math:`G = c / f_s` (metres per sample):
 
-- source->node gain ``g_Sk = G / d_Sk``, injected as ``g_Sk / 2`` into each of the 5 incoming waves;
-- node->mic gain ``g_kM = 1 / (1 + d_kM / d_Sk)``; direct path ``G / d_SM``;
-- scattering ``S_k = (2 / sum(y_k)) 1 y_k^T - I`` with trainable positive admittances ``y_k``;
-- wall filter ``H_k(z)`` on every outgoing wave of node k (to the 5 lines and to the mic);
-- the microphone reads ``w_k^T p_k^-`` from node k, with trainable positive weights ``w_k``
-  (init 2/K).
+- source->node gain :math:`g_{Sk} = G / d_{Sk}`, injected as :math:`g_{Sk}/2` into each of the 5
+  waves arriving at node k;
+- node->mic gain :math:`g_{kM} = 1 / (1 + d_{kM} / d_{Sk})`; direct path :math:`G / d_{SM}`;
+- scattering :math:`S_k = (2 / \\sum_l y_{kl})\\, \\mathbf 1 y_k^\\top - I` with trainable positive
+  admittances :math:`y_k`;
+- wall filter :math:`H_k(z)` on every outgoing wave of node k (to the 5 lines and to the mic);
+- the microphone reads :math:`w_k^\\top p_k^-` from node k, with trainable positive weights
+  :math:`w_k` (init 2/K).
 
-So each first-order reflection arrives at ``(d_Sk + d_kM) / G`` samples with amplitude
-``H_k * G / (d_Sk + d_kM)``, as the image-source method predicts.
-
-Closed form. The network is linear and time-invariant. Writing ``q_k = (2/sum y_k) y_k^T p_k^+``
-(the junction pressure) and ``U[l, k]`` for the wave arriving at node l from node k, the two waves
-of the line pair {k, l} satisfy
-
-    U[l,k] (1 - E_kl^2 H_k H_l) = b_l + E_kl H_k (q_k - b_k) - E_kl^2 H_k H_l q_l,
-
-with ``E_kl = z^-D_kl`` and source injection ``b_k = (g_Sk / 2) z^-D_Sk``. Substituting into
-``q_l = sum_k a_lk U[l,k]`` (``a_lk = 2 y_lk / sum y_l``) leaves one 6x6 linear system per
-frequency instead of the 30x30 one (the two are equal by the Woodbury identity; the tests check).
-It is solved on the circle ``|z| = r`` slightly outside the unit circle and the inverse FFT is
-multiplied by ``r^n``, which attenuates time aliasing by ``aliasing_db`` decibels.
+Each first-order reflection arrives at :math:`(d_{Sk} + d_{kM}) / G` samples with amplitude
+:math:`H_k G / (d_{Sk} + d_{kM})`, as the image-source method predicts. Every line, fractional or
+whole-sample, is a causal FIR filter (:mod:`sdn.delays`); the same lines are rendered in closed
+form per frequency bin (:mod:`sdn.closed_form`) and by the time-domain recursion
+(:mod:`sdn.recursion`).
 
 Given several rooms of one size (source/mic pairs), one model shares its wall filters, admittances
 and extraction weights among them and renders all their impulse responses in one batched solve.
 ``quirks`` switches on behaviours of the paper's released code, one by one, for comparison.
+
+References
+----------
+E. De Sena, H. Hacıhabiboğlu, Z. Cvetković, J. O. Smith, "Efficient synthesis of room acoustics
+via scattering delay networks," IEEE/ACM TASLP 23(9), 2015.
+A. I. Mezza, R. Giampiccolo, E. De Sena, A. Bernardini, "Differentiable scattering delay networks
+for artificial reverberation," DAFx25, 2025.
 """
 from __future__ import annotations
 
 import math
+import numbers
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .geometry import N_WALLS, Room
+from . import closed_form
+from .closed_form import PAIRS, Network
+from .convolution import overlap_add
+from .delays import DelayLine, fractional_line, line_gain, whole_sample_line
+from .geometry import N_WALLS, WALL_NAMES, Room
 from .io import atomic_path
 from .stability import StabilityReport, UnstableSDNError, growth_ratio, passivity_certificate
 
 K = N_WALLS - 1  # neighbours per node
 _OFF_DIAGONAL = ~torch.eye(N_WALLS, dtype=torch.bool)
-_PAIRS = torch.triu_indices(N_WALLS, N_WALLS, offset=1)  # the 15 node pairs (k < l)
 CHECKPOINT_FORMAT = "sdn-checkpoint-v1"
-_BINS_PER_CHUNK = 1 << 15  # frequency bins per closed-form solve when no gradient is needed
-# Behaviours of the paper's released code (DESIGN.md section 6), reproducible one by one:
+# Behaviours of the paper's released code, reproducible one by one:
 QUIRKS = {
     "buffer_truncation": "every delay line holds 512 samples: a longer line outputs nothing",
     "late_taps": "each wall-to-wall hop is 2 samples late and each wall-to-mic line 1 sample late",
     "summed_weights": "the 30 extraction weights act as one scalar, their sum, on every outgoing wave",
     "direct_gain": "the direct path has gain 1/d instead of G/d",
+    "last_tap_init": "FIR wall filters start with their gain on the last tap (fir_order samples late)",
 }
 BUFFER_SAMPLES = 512  # delay-line length of the released code (buffer_truncation)
+#: Default time-aliasing suppression of the closed form (dB over one FFT length) per real dtype.
+ALIASING_DB = {torch.float32: 70.0, torch.float64: 140.0}
+#: Renders sized by their decay stop this many dB below the peak (``impulse_response(None)``).
+DECAY_DB = 100.0
+#: Longest render sized by the decay, in seconds, unless the caller caps it.
+MAX_RENDER_SECONDS = 60.0
+#: Closer to a wall than this (metres), the source's reverberant level grows noticeably (1/d^2).
+MIN_WALL_DISTANCE = 0.1
 
 
 def _next_pow2(n: int) -> int:
@@ -68,28 +81,72 @@ def _rounded_delay(d: torch.Tensor) -> torch.Tensor:
     return torch.round(d)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
 class SDN(nn.Module):
-    """Differentiable scattering delay network of a shoebox room.
+    r"""Differentiable scattering delay network of a shoebox room.
 
     Parameters
     ----------
-    room : sdn.Room, geometry (source, microphone, walls).
-    sample_rate : Hz.
-    fir_order : 0 for a scalar gain per wall (``beta_k = sigmoid(theta_k)``); M > 0 for an FIR wall
-        filter with M + 1 unconstrained taps, initialised to the same pure gain (no extra delay).
-    alpha : initial uniform absorption; walls start at ``sqrt(1 - alpha)``. 0 gives lossless walls.
-    distance_correction : learn ``d~ = d + dmax * tanh(s * delta)`` for every distance (6
-        source->node, 15 node<->node, 6 node->mic, 1 direct). ``dmax`` is capped at half of each
-        geometric distance so that no corrected distance can reach zero.
-    integer_delays : round every delay to whole samples (classic real-time SDN). The node->mic delay
-        is chosen so that source->node->mic equals the rounded image-source delay exactly.
-    c : speed of sound, m/s.
-    max_correction, correction_scale : ``dmax`` (m) and ``s`` of the distance correction.
-    aliasing_db : time-aliasing suppression of the closed form, in dB over one FFT length.
-    quirks : reproduce behaviours of the paper's released code, by name (see ``QUIRKS``): a
-        sequence of names, a comma-separated string, ``"paper"`` for all four, or ``()`` (default,
-        the exact model).
-    dtype, device : of the parameters (float32 or float64); complex arithmetic follows.
+    room : sdn.Room or sequence of sdn.Room
+        Geometry (source, microphone, walls). Several rooms of one size share every trained
+        parameter and are rendered in one batch (leading dimension P).
+    sample_rate : float
+        Hz.
+    fir_order : int
+        0 for a scalar gain per wall, :math:`\beta_k = \operatorname{sigmoid}(\theta_k)`;
+        M > 0 for an FIR wall filter with M + 1 unconstrained taps, initialised to the same pure
+        gain on tap 0 (no extra delay).
+    alpha : float
+        Initial uniform absorption in [0, 1): walls start at :math:`\sqrt{1 - \alpha}`. Scalar
+        walls need :math:`\alpha` of at least a few machine epsilons: at :math:`\alpha = 0` the
+        sigmoid would sit at :math:`+\infty` with no gradient and the walls could never train.
+        FIR walls accept 0 (lossless walls).
+    distance_correction : bool
+        Learn :math:`\tilde d = d + d_\mathrm{max} \tanh(s\,\delta)` for every distance
+        (6 source->node, 15 node<->node, 6 node->mic, 1 direct). :math:`d_\mathrm{max}` is capped
+        at half of each geometric distance so that no corrected distance can reach zero.
+    integer_delays : bool
+        Round every delay to whole samples (the classic real-time SDN). The node->mic delay is
+        chosen so that source->node->mic equals the rounded image-source delay exactly. Otherwise
+        every line is a causal fractional delay line (:mod:`sdn.delays`).
+    c : float
+        Speed of sound, m/s.
+    max_correction : float
+        :math:`d_\mathrm{max}`, metres.
+    correction_scale : float
+        :math:`s` of the distance correction.
+    aliasing_db : float, optional
+        Time-aliasing suppression of the closed form, dB over one FFT length. Default
+        ``ALIASING_DB``: 70 dB for float32 computations (the factor :math:`r^n` amplifies
+        rounding errors) and 140 dB for float64 ones (renders without gradient included).
+    quirks : str or sequence of str
+        Behaviours of the paper's released code, by name (see ``QUIRKS``): a sequence of names,
+        a comma-separated string, ``"paper"`` for all of them, or ``()`` (default, the exact
+        model).
+    dtype : torch.dtype, optional
+        float32 or float64 (default: torch's default dtype); complex arithmetic follows.
+    device : torch.device or str, optional
+
+    Warns
+    -----
+    UserWarning
+        When the source is closer than ``MIN_WALL_DISTANCE`` (0.1 m) to a wall. The source
+        feeds node k with :math:`G / d_{Sk}`, so the reverberant energy grows as
+        :math:`1/d^2` as the source nears a wall (about +10 dB at 0.2 m and +36 dB at 1 cm
+        compared with a central position), while the direct sound does not. This is the model's
+        source injection, not a numerical problem.
+
+    Examples
+    --------
+    >>> room = Room(size=(5.46, 14.52, 3.38), source=(2.28, 0.96, 1.20), mic=(3.67, 1.96, 1.20))
+    >>> model = SDN(room, fir_order=6, distance_correction=True)
+    >>> h = model.impulse_response(16000)          # 1 s at 16 kHz, differentiable
+    >>> wet = model(torch.randn(2, 48000))          # any signal (..., T)
+    >>> tuple(h.shape), tuple(wet.shape)
+    ((16000,), (2, 48000))
     """
 
     def __init__(
@@ -103,7 +160,7 @@ class SDN(nn.Module):
         c: float = 343.0,
         max_correction: float = 0.5,
         correction_scale: float = 10.0,
-        aliasing_db: float = 70.0,
+        aliasing_db: float | None = None,
         quirks=(),
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
@@ -116,13 +173,12 @@ class SDN(nn.Module):
             raise ValueError("a batch of positions must share one room: all sizes must be equal")
         if not (isinstance(fir_order, (int, np.integer)) and not isinstance(fir_order, bool) and fir_order >= 0):
             raise ValueError(f"fir_order must be a non-negative integer, got {fir_order!r}")
-        for name, value in (("sample_rate", sample_rate), ("c", c), ("aliasing_db", aliasing_db)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        for name, value in (("sample_rate", sample_rate), ("c", c), ("aliasing_db", aliasing_db),
+                            ("max_correction", max_correction), ("correction_scale", correction_scale)):
+            if not (_is_number(value) and value > 0) and not (name == "aliasing_db" and value is None):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        if not (isinstance(alpha, (int, float)) and 0.0 <= alpha < 1.0):
+        if not (_is_number(alpha) and 0.0 <= alpha < 1.0):
             raise ValueError(f"alpha (absorption) must lie in [0, 1), got {alpha!r}")
-        if not (max_correction > 0 and correction_scale > 0):
-            raise ValueError("max_correction and correction_scale must be positive")
         if isinstance(quirks, str):
             quirks = tuple(QUIRKS) if quirks == "paper" else tuple(q.strip() for q in quirks.split(",") if q.strip())
         unknown = sorted(set(quirks) - set(QUIRKS))
@@ -131,6 +187,22 @@ class SDN(nn.Module):
         dtype = dtype or torch.get_default_dtype()
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        gain = math.sqrt(1.0 - float(alpha))
+        if fir_order == 0 and not float(torch.sigmoid(torch.tensor(math.log(gain / (1 - gain)) if gain < 1 else math.inf,
+                                                                     dtype=dtype))) < 1.0:
+            smallest = 4 * torch.finfo(dtype).eps
+            raise ValueError(
+                f"alpha={alpha!r} makes the scalar wall gain sigmoid(theta) equal to 1 in {dtype}, where it has no "
+                f"gradient: the walls could never train. Use alpha >= {smallest:.1e}, or FIR walls (fir_order > 0), "
+                f"whose unconstrained taps can be lossless"
+            )
+        for r in rooms:
+            wall_distance = np.concatenate([np.asarray(r.source), np.asarray(r.size) - np.asarray(r.source)])[[0, 3, 1, 4, 2, 5]]
+            if wall_distance.min() < MIN_WALL_DISTANCE:
+                wall = WALL_NAMES[int(np.argmin(wall_distance))]
+                warnings.warn(
+                    f"the source is {wall_distance.min():.3f} m from wall {wall}: below {MIN_WALL_DISTANCE} m the SDN's "
+                    f"reverberant level grows as 1/d^2 (source injection G/d); see sdn.SDN", stacklevel=2)
 
         self.room = room if isinstance(room, Room) else rooms
         self.batch_shape = () if isinstance(room, Room) else (len(rooms),)
@@ -144,7 +216,7 @@ class SDN(nn.Module):
             "c": float(c),
             "max_correction": float(max_correction),
             "correction_scale": float(correction_scale),
-            "aliasing_db": float(aliasing_db),
+            "aliasing_db": None if aliasing_db is None else float(aliasing_db),
             "quirks": [q for q in QUIRKS if q in quirks],
         }
         factory = {"dtype": dtype, "device": device}
@@ -156,17 +228,16 @@ class SDN(nn.Module):
             return stacked.reshape(*self.batch_shape, *stacked.shape[1:])
 
         self.register_buffer("source_node_distance", geometry(lambda r: r.source_node_distances))
-        self.register_buffer("node_pair_distance", geometry(lambda r: r.node_node_distances[_PAIRS[0], _PAIRS[1]]))
+        self.register_buffer("node_pair_distance", geometry(lambda r: r.node_node_distances[PAIRS[0], PAIRS[1]]))
         self.register_buffer("node_mic_distance", geometry(lambda r: r.node_mic_distances))
         self.register_buffer("direct_distance", geometry(lambda r: np.array([r.direct_distance])))
 
         # Trainable quantities, stored raw; mapped to physical values in one place each.
-        gain = math.sqrt(1.0 - alpha)
         if fir_order == 0:
-            self.wall_logit = nn.Parameter(torch.full((N_WALLS,), torch.special.logit(torch.tensor(gain, dtype=torch.float64)).item(), **factory))
+            self.wall_logit = nn.Parameter(torch.full((N_WALLS,), math.log(gain / (1 - gain)), **factory))
         else:
             taps = torch.zeros(N_WALLS, fir_order + 1, **factory)
-            taps[:, 0] = gain
+            taps[:, -1 if "last_tap_init" in self.config["quirks"] else 0] = gain
             self.wall_taps = nn.Parameter(taps)
         self.log_admittance = nn.Parameter(torch.zeros(N_WALLS, K, **factory))
         # Positive (stored as logs): unconstrained weights collapse to ~0 within the paper's first
@@ -202,9 +273,15 @@ class SDN(nn.Module):
         }
 
     def distances(self) -> dict:
-        """Corrected distances in metres: ``source_node`` (..., 6), ``node_node`` (..., 6, 6)
-        symmetric, ``node_mic`` (..., 6), ``direct`` (..., 1), with the batch shape of the positions
-        in front. Equal to the geometry without distance correction."""
+        """Corrected distances in metres.
+
+        Returns
+        -------
+        dict
+            ``source_node`` (..., 6), ``node_node`` (..., 6, 6) symmetric, ``node_mic``
+            (..., 6), ``direct`` (..., 1), with the batch shape of the positions in front. Equal
+            to the geometry without distance correction.
+        """
         out = {}
         for name, d in self._distance_buffers().items():
             if self.config["distance_correction"]:
@@ -214,13 +291,18 @@ class SDN(nn.Module):
             out[name] = d
         pair = out.pop("node_pair")
         node_node = pair.new_zeros(*pair.shape[:-1], N_WALLS, N_WALLS)
-        node_node[..., _PAIRS[0], _PAIRS[1]] = pair
+        node_node[..., PAIRS[0], PAIRS[1]] = pair
         out["node_node"] = node_node + node_node.transpose(-1, -2)
         return out
 
     def delays(self, integer: bool | None = None) -> dict:
-        """Delays in samples of ``distances()``: fractional, or whole samples when ``integer``
-        (default: the model's ``integer_delays``)."""
+        """Delays in samples of :meth:`distances`, keyed like it.
+
+        Parameters
+        ----------
+        integer : bool, optional
+            Whole samples (default: the model's ``integer_delays``) or fractional.
+        """
         delay = {name: value / self.metres_per_sample for name, value in self.distances().items()}
         if self.config["integer_delays"] if integer is None else integer:
             source_node = _rounded_delay(delay["source_node"])
@@ -237,14 +319,41 @@ class SDN(nn.Module):
             delay["node_mic"] = delay["node_mic"] + 1.0
         return delay
 
+    def delay_lines(self) -> dict:
+        """Every line as a causal FIR filter (:class:`sdn.delays.DelayLine`).
+
+        Returns
+        -------
+        dict
+            ``source_node`` (..., 6), ``node_pair`` (..., 15; the pairs k < l in
+            ``sdn.closed_form.PAIRS`` order, one filter for both directions), ``node_mic``
+            (..., 6) and ``direct`` (..., 1). Whole-sample lines with ``integer_delays``,
+            windowed-sinc fractional lines otherwise; lines between nodes start at least one
+            sample late.
+        """
+        delay = self.delays()
+        delay["node_pair"] = delay.pop("node_node")[..., PAIRS[0], PAIRS[1]]
+        lines = {}
+        for name in ("source_node", "node_pair", "node_mic", "direct"):
+            d = delay[name]
+            if self.config["integer_delays"]:
+                line = whole_sample_line(d)
+            else:
+                line = fractional_line(d, min_lag=1 if name == "node_pair" else 0)
+            if "buffer_truncation" in self.config["quirks"]:  # a line longer than the buffer outputs nothing
+                line = DelayLine(line.offset, line.taps * (d < BUFFER_SAMPLES).unsqueeze(-1))
+            lines[name] = line
+        return lines
+
     def wall_filters(self) -> torch.Tensor:
-        """Wall filter taps, (6, fir_order + 1); a scalar wall is the single tap ``sigmoid(theta)``."""
+        r"""Wall filter taps, (6, fir_order + 1); a scalar wall is the single tap
+        :math:`\operatorname{sigmoid}(\theta_k)`."""
         if self.fir_order == 0:
             return torch.sigmoid(self.wall_logit)[:, None]
         return self.wall_taps
 
     def wall_response(self, n_freqs: int = 513) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frequencies (Hz, (n_freqs,)) and complex wall responses ``H_k(e^jw)`` (6, n_freqs)."""
+        """Frequencies (Hz, (n_freqs,)) and complex wall responses :math:`H_k(e^{j\\omega})` (6, n_freqs)."""
         response = torch.fft.rfft(self.wall_filters(), n=2 * (n_freqs - 1), dim=-1)
         freqs = torch.linspace(0, self.sample_rate / 2, n_freqs, dtype=self.dtype, device=self.device)
         return freqs, response
@@ -264,6 +373,29 @@ class SDN(nn.Module):
         eye = torch.eye(K, dtype=y.dtype, device=y.device)
         return (2.0 / y.sum(-1))[:, None, None] * y[:, None, :] - eye
 
+    def network(self) -> Network:
+        """The network's components (:class:`sdn.closed_form.Network`), differentiable: the one
+        description rendered by the closed form and by the time-domain recursion."""
+        dist = self.distances()
+        G = self.metres_per_sample
+        weights = self.extraction_weights()
+        off = _OFF_DIAGONAL.to(self.device)
+        if "summed_weights" in self.config["quirks"]:
+            extraction = weights.sum() * off
+        else:
+            extraction = weights.new_zeros(N_WALLS, N_WALLS).masked_scatter(off, weights)
+        y = self.admittances()
+        direct_gain = 1.0 if "direct_gain" in self.config["quirks"] else G
+        return Network(
+            **self.delay_lines(),
+            injection=G / dist["source_node"] / 2,
+            mic_gain=1.0 / (1.0 + dist["node_mic"] / dist["source_node"]),
+            direct_gain=direct_gain / dist["direct"],
+            wall_taps=self.wall_filters(),
+            junction=2 * y / y.sum(-1, keepdim=True),
+            extraction=extraction,
+        )
+
     def physical_parameters(self) -> dict:
         """Detached physical values for reports: wall taps and |H| in dB, admittances, scattering
         matrices, extraction weights, corrected distances (m) and delays (samples)."""
@@ -281,79 +413,60 @@ class SDN(nn.Module):
             }
 
     def stability(self) -> StabilityReport:
-        """Passivity certificate (see :mod:`sdn.stability`)."""
+        """Passivity certificate (see :mod:`sdn.stability`), for every position at once."""
         with torch.no_grad():
             if self.fir_order == 0:
-                gain = self.wall_filters()[:, 0].abs()
+                walls = self.wall_filters()[:, 0].abs()
             else:
-                gain = self.wall_response(1025)[1].abs().amax(-1)
-            return passivity_certificate(self.admittances().double().cpu().numpy(), gain.double().cpu().numpy())
+                walls = self.wall_response(1025)[1].abs().amax(-1)
+            pair_gain = line_gain(self.delay_lines()["node_pair"]).reshape(-1, len(PAIRS[0])).amax(0).cpu()
+            lines = torch.ones(N_WALLS, N_WALLS, dtype=torch.float64)
+            lines[PAIRS[0], PAIRS[1]] = pair_gain
+            lines[PAIRS[1], PAIRS[0]] = pair_gain
+            return passivity_certificate(self.admittances().double().cpu().numpy(), walls.double().cpu().numpy(),
+                                         lines.numpy())
 
-    # ------------------------------------------------------------------ closed form
-    def transfer_function(self, z_log: torch.Tensor, integer_delays: bool | None = None) -> torch.Tensor:
-        """Transfer function ``Y(z) / X(z)`` at ``z = exp(z_log)``, for complex ``z_log`` of shape (F,);
-        returns (..., F) with the batch shape of the positions in front.
+    # ------------------------------------------------------------------ rendering
+    def transfer_function(self, z_log: torch.Tensor) -> torch.Tensor:
+        """Transfer function :math:`Y(z)/X(z)` at :math:`z = e^s` for complex ``s`` = ``z_log`` (F,).
 
-        ``integer_delays`` overrides the model's delay rounding (used by the stability check)."""
-        cdtype = torch.complex128 if self.dtype == torch.float64 else torch.complex64
-        s = z_log.to(cdtype)
-        delay = self.delays(integer_delays)
-        dist = self.distances()
-        G = self.metres_per_sample
-        off = _OFF_DIAGONAL.to(self.device)
-
-        truncate = "buffer_truncation" in self.config["quirks"]
-
-        def z_pow(samples, node_dims=1):  # z^-D: (*batch, *nodes) -> (*batch, F, *nodes)
-            grid = s.reshape(-1, *([1] * node_dims))
-            power = torch.exp(-samples.to(cdtype).unsqueeze(-node_dims - 1) * grid)
-            if truncate:  # a line longer than the buffer outputs nothing
-                power = power * (samples < BUFFER_SAMPLES).unsqueeze(-node_dims - 1)
-            return power
-
-        taps = self.wall_filters()
-        H = z_pow(torch.arange(taps.shape[-1], dtype=self.dtype, device=self.device)) @ taps.to(cdtype).T  # (F, 6)
-        pair_delay = delay["node_node"][..., _PAIRS[0], _PAIRS[1]]
-        E = s.new_zeros(*pair_delay.shape[:-1], s.shape[0], N_WALLS, N_WALLS)
-        E[..., _PAIRS[0], _PAIRS[1]] = z_pow(pair_delay)
-        E = E + E.transpose(-1, -2)  # (..., F, 6, 6), symmetric, zero diagonal
-        b = (G / dist["source_node"] / 2).unsqueeze(-2) * z_pow(delay["source_node"])  # (..., F, 6)
-
-        y = self.admittances()
-        a = 2 * y / y.sum(-1, keepdim=True)  # (6, 6), zero diagonal
-        EH = E * H[:, None, :]  # [l, k] = E_kl H_k
-        loop = EH * EH.transpose(-1, -2)  # [l, k] = E_kl^2 H_k H_l
-        den = 1 - loop  # diagonal is 1: E has a zero diagonal
-        T = a / den
-        P = T * EH
-        M = P - torch.diag_embed((P * EH.transpose(-1, -2)).sum(-1))
-        rhs = T.sum(-1) * b - (P * b.unsqueeze(-2)).sum(-1)
-        eye = torch.eye(N_WALLS, dtype=cdtype, device=self.device)
-        q = torch.linalg.solve(eye - M, rhs)  # (..., F, 6) junction pressures
-        # [l, k]: the wave arriving at node l from node k
-        U = (b.unsqueeze(-1) + EH * (q - b).unsqueeze(-2) - loop * q.unsqueeze(-1)) / den
-
-        weights = self.extraction_weights()
-        if "summed_weights" in self.config["quirks"]:
-            w = weights.sum() * off
-        else:
-            w = weights.new_zeros(N_WALLS, N_WALLS).masked_scatter(off, weights)
-        node_out = q * w.sum(-1) - (w * U).sum(-1)  # w_k^T (S_k p_k^+), before the wall filter
-        g_mic = (1.0 / (1.0 + dist["node_mic"] / dist["source_node"])).unsqueeze(-2)
-        Y = (g_mic * z_pow(delay["node_mic"]) * H * node_out).sum(-1)
-        direct_gain = 1.0 if "direct_gain" in self.config["quirks"] else G
-        return Y + (direct_gain / dist["direct"]) * z_pow(delay["direct"])[..., 0]
-
-    def impulse_response(self, n_samples: int, method: str = "closed_form") -> torch.Tensor:
-        """Impulse response, (..., n_samples) with the batch shape of the positions in front (none for
-        one room), in the model's dtype and device.
-
-        ``method="closed_form"`` (default, differentiable): the transfer function on ``|z| = r``
-        with ``r = 10^(aliasing_db / (20 n_fft))`` and ``n_fft >= 2 n_samples``, inverse FFT,
-        times ``r^n``. Raises :class:`UnstableSDNError` when the network is not certified passive
-        and the response grows or wraps around (see :mod:`sdn.stability`).
-        ``method="time"``: the sample-exact time-domain recursion (integer delays only; no gradient).
+        Returns
+        -------
+        complex tensor, shape (..., F), the batch shape of the positions in front.
         """
+        return closed_form.transfer_function(self.network(), z_log)
+
+    def impulse_response(self, n_samples: int | None = None, method: str = "closed_form", *,
+                         decay_db: float = DECAY_DB, max_samples: int | None = None) -> torch.Tensor:
+        """Impulse response, shape (..., n) with the batch shape of the positions in front.
+
+        Parameters
+        ----------
+        n_samples : int, optional
+            Length n. None renders until the response has decayed ``decay_db`` below its peak
+            in every position, at most ``max_samples``.
+        method : {"closed_form", "time"}
+            ``"closed_form"`` (differentiable): the transfer function on :math:`|z| = r`,
+            :math:`r = 10^{A / (20 N)}`, :math:`N \\ge 2n`, inverse FFT, times :math:`r^n`
+            (:mod:`sdn.closed_form`). Without gradient it is computed in float64 whatever the
+            model's dtype (a float32 solve amplified by :math:`r^n` would leave rounding noise
+            near -75 dB at the end of a minute-long render). ``"time"``: the time-domain
+            recursion (:class:`sdn.TimeDomainSDN`, float64, no gradient).
+        decay_db, max_samples : float, int, optional
+            For ``n_samples=None`` (default 100 dB, at most ``MAX_RENDER_SECONDS``).
+
+        Returns
+        -------
+        tensor in the model's dtype and device.
+
+        Raises
+        ------
+        UnstableSDNError
+            When the network is not certified passive and its response grows or wraps around
+            (see :mod:`sdn.stability`).
+        """
+        if n_samples is None and method == "closed_form":
+            return self._render_until_decayed(decay_db, max_samples)
         if not (isinstance(n_samples, (int, np.integer)) and n_samples > 0):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         if method == "time":
@@ -364,42 +477,50 @@ class SDN(nn.Module):
             return torch.as_tensor(TimeDomainSDN(self).process(pulse), dtype=self.dtype, device=self.device)
         if method != "closed_form":
             raise ValueError(f"method must be 'closed_form' or 'time', got {method!r}")
-
         buffer = self._anti_aliased_buffer(_next_pow2(2 * int(n_samples)))
         if not torch.isfinite(buffer).all():
             raise UnstableSDNError("the SDN impulse response is not finite (NaN or inf in the parameters or the solve)")
         report = self.stability()
         if not report.certified:
             self._check_growth(buffer, report)
-        return buffer[..., :n_samples]
+        return buffer[..., :n_samples].to(self.dtype)
 
-    def _anti_aliased_buffer(self, n_fft: int, integer_delays: bool | None = None) -> torch.Tensor:
-        """``r^n * IDFT(Y(r e^jw))``, (n_fft,): the IR with time aliasing attenuated by aliasing_db."""
-        log_r = self.config["aliasing_db"] / (20 * n_fft) * math.log(10)
-        omega = 2 * math.pi * torch.arange(n_fft // 2 + 1, dtype=torch.float64, device=self.device) / n_fft
-        z_log = torch.complex(torch.full_like(omega, log_r), omega)
-        if torch.is_grad_enabled():
-            Y = self.transfer_function(z_log, integer_delays)
-        else:  # bins are independent: bound the memory of long renders
-            parts = z_log.split(_BINS_PER_CHUNK)
-            Y = torch.cat([self.transfer_function(part, integer_delays) for part in parts], dim=-1)
-        n = torch.arange(n_fft, dtype=self.dtype, device=self.device)
-        return torch.fft.irfft(Y, n=n_fft) * torch.exp(log_r * n)
+    def _render_until_decayed(self, decay_db: float, max_samples: int | None) -> torch.Tensor:
+        """Renders of 1 s, 2 s, 4 s, ... until the last quarter of one stays more than ``decay_db``
+        below the peak in every position; returned up to one past the last sample at or above that
+        level, at most ``max_samples`` (default ``MAX_RENDER_SECONDS``)."""
+        cap = int(max_samples) if max_samples is not None else int(MAX_RENDER_SECONDS * self.sample_rate)
+        if cap <= 0:
+            raise ValueError(f"max_samples must be positive, got {max_samples!r}")
+        n = min(cap, _next_pow2(int(self.sample_rate)))
+        while True:
+            h = self.impulse_response(n)
+            magnitude = h.detach().abs().reshape(-1, n).amax(0)
+            last = int(torch.nonzero(magnitude >= magnitude.max() * 10 ** (-decay_db / 20)).max()) + 1
+            if n >= cap or last <= n - n // 4:
+                return h[..., :last]
+            n = min(cap, 2 * n)
+
+    def _anti_aliased_buffer(self, n_fft: int) -> torch.Tensor:
+        """The anti-aliased FFT buffer (..., n_fft): float64 without gradient, else the model's dtype."""
+        net = self.network()
+        if not torch.is_grad_enabled():
+            net = net.to(torch.float64)
+        aliasing_db = self.config["aliasing_db"] or ALIASING_DB[net.injection.dtype]
+        return closed_form.impulse_response(net, n_fft, aliasing_db)
 
     def _check_growth(self, buffer: torch.Tensor, report: StabilityReport) -> None:
         """Raise if an uncertified network's response grows (see :func:`sdn.stability.growth_ratio`).
 
-        The test runs on the same network with delays rounded to whole samples: an ideal fractional
-        delay is not causal, and its wrapped pre-ringing, amplified by ``r^n``, would fill the end of
-        the buffer. The buffer spans at least eight longest paths through the network and at least
-        the FFT length of the request, so any pole outside the request's radius shows as growth.
+        The buffer spans at least eight longest paths through the network and at least the FFT
+        length of the request, so any pole outside the request's radius shows as growth.
         """
         with torch.no_grad():
-            delay = self.delays()
-            path = sum(float(delay[k].max()) for k in ("source_node", "node_node", "node_mic"))
+            lines = self.delay_lines()
+            path = sum(float((line.offset + line.taps.shape[-1]).max()) for name, line in lines.items() if name != "direct")
             n_check = max(buffer.shape[-1], _next_pow2(int(8 * path)))
-            if not self.config["integer_delays"] or buffer.shape[-1] < n_check:
-                buffer = self._anti_aliased_buffer(n_check, integer_delays=True)
+            if buffer.shape[-1] < n_check:
+                buffer = self._anti_aliased_buffer(n_check)
             ratio = growth_ratio(buffer)
         if ratio > 1.0:
             raise UnstableSDNError(
@@ -410,22 +531,38 @@ class SDN(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Filter a signal through the SDN: ``x`` (..., T) -> (..., T) (FFT convolution, truncated).
+        """Filter signals through the SDN.
 
-        A unit pulse returns the impulse response. For a batch of positions the impulse responses
-        (P, T) broadcast against ``x`` as usual: ``x`` of shape (T,) gives (P, T).
+        The impulse response is rendered once, until it has decayed ``DECAY_DB`` (100 dB) below
+        its peak or to the length of ``x`` if that is shorter, and
+        convolved with ``x`` by FFT overlap-add (:func:`sdn.convolution.overlap_add`): memory
+        grows with the length of ``x``, not with its square, so minutes of audio are fine.
+
+        Parameters
+        ----------
+        x : tensor, shape (..., T)
+            Real signals in the model's dtype and on its device.
+
+        Returns
+        -------
+        tensor, shape (..., T)
+            The first T samples of the reverberated signal. A unit pulse gives the impulse
+            response (zero after the 100 dB point). For a batch of positions the impulse
+            responses (P, L) broadcast against ``x`` as usual: ``x`` of shape (T,) gives (P, T).
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor of shape (..., T), got {type(x).__name__}")
+        if x.is_complex() or not x.is_floating_point():
+            raise TypeError(f"x must be a real floating-point tensor, got {x.dtype}: filter real signals "
+                            f"(for a complex one, its real and imaginary parts separately)")
+        if x.dtype != self.dtype:
+            raise TypeError(f"x is {x.dtype} but the model is {self.dtype}: convert one of them "
+                            f"(x.to(model.dtype) or model.to({x.dtype}))")
         if x.dim() == 0 or x.shape[-1] == 0:
             raise ValueError(f"x must have shape (..., T) with T > 0, got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError("x contains NaN or inf")
-        n = x.shape[-1]
-        h = self.impulse_response(n)
-        n_fft = _next_pow2(2 * n)
-        spectrum = torch.fft.rfft(x.to(self.dtype), n=n_fft) * torch.fft.rfft(h, n=n_fft)
-        return torch.fft.irfft(spectrum, n=n_fft)[..., :n]
+        return overlap_add(x, self.impulse_response(None, max_samples=x.shape[-1]))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:

@@ -2,22 +2,23 @@
 
 Certificate. Each junction ``S_k = (2 / sum(y_k)) 1 y_k^T - I`` is lossless in the norm weighted by
 its admittances: ``S_k^T diag(y_k) S_k = diag(y_k)``. A wave leaving node k towards node l is
-weighted by ``y_kl`` at k and arrives weighted by ``y_lk`` at l, attenuated by the wall filter of k
-(at most ``g_k = max_w |H_k(e^jw)|``; by the maximum-modulus principle the same bound holds for
-all ``|z| >= 1``). If there are node scales ``c_k > 0`` with
+weighted by ``y_kl`` at k and arrives weighted by ``y_lk`` at l, scaled on the way by the wall
+filter of k and the delay line k -> l, by at most ``g_kl = max_w |H_k(e^jw)| |E_kl(e^jw)|`` (by
+the maximum-modulus principle the same bound holds for all ``|z| >= 1``; the fractional delay
+lines of :mod:`sdn.delays` have ``|E| <= 1 + 6e-6``). If there are node scales ``c_k > 0`` with
 
-    c_l * y_lk * g_k^2 <= c_k * y_kl        for every directed line k -> l,
+    c_l * y_lk * g_kl^2 <= c_k * y_kl        for every directed line k -> l,
 
 the network's energy in the scaled norm never grows, so ``I - A(z)`` is invertible for ``|z| > 1``
-(no pole outside the unit circle). Taking logs, ``phi_l - phi_k <= log(y_kl / y_lk) - 2 log g_k``
+(no pole outside the unit circle). Taking logs, ``phi_l - phi_k <= log(y_kl / y_lk) - 2 log g_kl``
 is a system of difference constraints: feasible iff no cycle of the complete graph on the 6
-nodes has negative total weight (all 409 directed simple cycles are checked). Matched admittances (``y_kl = y_lk``) with passive
-walls (``g_k <= 1``) always pass; the paper's independently trained admittances may not.
+nodes has negative total weight (all 409 directed simple cycles are checked). Matched admittances
+(``y_kl = y_lk``) with passive walls and lines (``g_kl <= 1``) always pass; the paper's
+independently trained admittances may not, and neither do exactly lossless walls, whose margin is
+then the lines' tiny excess gain.
 
 The certificate is sufficient, not necessary. When it fails, :func:`growth_ratio` inspects the
-anti-aliased impulse response of the same network with whole-sample delays (ideal fractional
-delays ring before their arrival, which would pollute the test), over a buffer at least eight
-longest source-to-mic paths long: a
+anti-aliased impulse response over a buffer at least eight longest source-to-mic paths long: a
 growing or time-wrapped (anti-causal) response puts more energy in the last eighth of the buffer
 than in everything before it; a decaying or lossless one does not. Growth too slow to pass that
 threshold within the buffer leaves the returned IR faithful to the (unstable) model: aliasing
@@ -62,32 +63,44 @@ class StabilityReport:
     certified : True when the scaled-energy argument proves there is no pole outside |z| = 1.
     margin : minimum over directed node cycles of the cycle weight (nepers); >= 0 certifies.
     wall_gain_max : (6,) max over frequency of |H_k(e^jw)| per wall.
+    line_gain_max : max over frequency and lines of |E_kl(e^jw)|.
     admittance_mismatch : max over lines of |log(y_kl / y_lk)|; 0 for matched admittances.
     """
 
     certified: bool
     margin: float
     wall_gain_max: np.ndarray
+    line_gain_max: float
     admittance_mismatch: float
 
 
-def passivity_certificate(admittance: np.ndarray, wall_gain_max: np.ndarray) -> StabilityReport:
+def passivity_certificate(admittance: np.ndarray, wall_gain_max: np.ndarray,
+                          line_gain_max: np.ndarray | None = None) -> StabilityReport:
     """Check the scaled-energy certificate described in the module docstring.
 
     Parameters
     ----------
-    admittance : (6, 6) positive admittances, ``admittance[k, l]`` at node k for the line to l;
-        the diagonal is ignored.
-    wall_gain_max : (6,) upper bound of the wall filter magnitude per node.
+    admittance : array, shape (6, 6)
+        Positive admittances, ``admittance[k, l]`` at node k for the line to l; the diagonal is
+        ignored.
+    wall_gain_max : array, shape (6,)
+        Upper bound of the wall filter magnitude per node.
+    line_gain_max : array, shape (6, 6), optional
+        Upper bound of the magnitude of the delay line k -> l (default 1: lossless lines).
+
+    Returns
+    -------
+    StabilityReport
     """
     y = np.asarray(admittance, dtype=np.float64)
     g = np.asarray(wall_gain_max, dtype=np.float64)
     n = y.shape[0]
+    lines = np.ones((n, n)) if line_gain_max is None else np.asarray(line_gain_max, dtype=np.float64)
     off = ~np.eye(n, dtype=bool)
     log_ratio = np.zeros((n, n))
     log_ratio[off] = np.log(y[off]) - np.log(y.T[off])
     with np.errstate(divide="ignore"):
-        weight = log_ratio - 2.0 * np.log(g)[:, None]  # edge k -> l
+        weight = np.minimum(log_ratio - 2.0 * np.log(g[:, None] * lines), 1e300)  # edge k -> l; a silent one: no constraint
     weight[~off] = 0.0
     cycles = _CYCLES if n == 6 else _cycle_incidence(n)
     margin = float(np.min(cycles @ weight.ravel()))
@@ -95,6 +108,7 @@ def passivity_certificate(admittance: np.ndarray, wall_gain_max: np.ndarray) -> 
         certified=margin >= -1e-9,
         margin=margin,
         wall_gain_max=g,
+        line_gain_max=float(lines[off].max()),
         admittance_mismatch=float(np.max(np.abs(log_ratio))),
     )
 
