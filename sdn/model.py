@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .geometry import N_WALLS, Room
-from .io import atomic_path
+from .geometry import N_WALLS, SPEED_OF_SOUND, Room
+from .fileio import atomic_path
 from .stability import StabilityReport, UnstableSDNError, growth_ratio, passivity_certificate
 
 K = N_WALLS - 1  # neighbours per node
@@ -100,7 +100,7 @@ class SDN(nn.Module):
         alpha: float = 0.02,
         distance_correction: bool = False,
         integer_delays: bool = False,
-        c: float = 343.0,
+        c: float = SPEED_OF_SOUND,
         max_correction: float = 0.5,
         correction_scale: float = 10.0,
         aliasing_db: float = 70.0,
