@@ -15,10 +15,10 @@ reflection becomes a peak at its arrival time, shifted like the direct sound. :f
 
 References
 ----------
-.. [1] J. B. Allen, D. A. Berkley, "Image method for efficiently simulating small-room
-   acoustics", J. Acoust. Soc. Am. 65(4), 943-950, 1979.
-.. [2] G. L. Turin, "An introduction to matched filters", IRE Trans. Inf. Theory 6(3),
-   311-329, 1960.
+- J. B. Allen, D. A. Berkley, "Image method for efficiently simulating small-room
+  acoustics", J. Acoust. Soc. Am. 65(4), 943-950, 1979.
+- G. L. Turin, "An introduction to matched filters", IRE Trans. Inf. Theory 6(3),
+  311-329, 1960.
 """
 from __future__ import annotations
 

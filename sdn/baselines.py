@@ -16,9 +16,9 @@ absorption is not modelled.
 
 References
 ----------
-.. [1] W. C. Sabine, *Collected Papers on Acoustics*, Harvard University Press, 1922.
-.. [2] C. F. Eyring, "Reverberation time in 'dead' rooms", J. Acoust. Soc. Am. 1(2A), 217-241,
-   1930.
+- W. C. Sabine, *Collected Papers on Acoustics*, Harvard University Press, 1922.
+- C. F. Eyring, "Reverberation time in 'dead' rooms", J. Acoust. Soc. Am. 1(2A), 217-241,
+  1930.
 """
 from __future__ import annotations
 

@@ -35,17 +35,16 @@ source and microphone are symmetric in the image-source model (reciprocity). Bot
 their settings from one :class:`LocateOptions`.
 
 Not done: no directivity model of the capsules or loudspeaker (the inter-capsule time
-differences, which carry the direction of each arrival, are not used: the capsule layout of the
-array is not used), no higher-order reflections, no furniture (specular reflections from desks and
+differences, which carry the direction of each arrival, are not used), no higher-order reflections, no furniture (specular reflections from desks and
 chairs can produce peaks the model does not predict; they are simply not matched), speed of sound
 fixed (343 m/s unless given).
 
 References
 ----------
-.. [1] J. B. Allen, D. A. Berkley, "Image method for efficiently simulating small-room
-   acoustics", J. Acoust. Soc. Am. 65(4), 943-950, 1979.
-.. [2] J. A. Nelder, R. Mead, "A simplex method for function minimization", Comput. J. 7(4),
-   308-313, 1965.
+- J. B. Allen, D. A. Berkley, "Image method for efficiently simulating small-room
+  acoustics", J. Acoust. Soc. Am. 65(4), 943-950, 1979.
+- J. A. Nelder, R. Mead, "A simplex method for function minimization", Comput. J. 7(4),
+  308-313, 1965.
 """
 from __future__ import annotations
 
@@ -359,9 +358,18 @@ def locate_microphone(rir, sample_rate: float, size, source, options: LocateOpti
 
     Examples
     --------
-    >>> from sdn.calibration import locate_microphone          # doctest: +SKIP
-    >>> result = locate_microphone(h, 48000, (5.46, 14.52, 3.38), (2.28, 0.96, 1.20))  # doctest: +SKIP
-    >>> result.position, result.rms_residual                   # doctest: +SKIP
+    The shipped HOMULA-RIR measurement, S1 to the 8 capsules of R2-HOM1, searched in the audience
+    area (at least 1 m in front of S1) at a seated listener's height:
+
+    >>> import numpy as np
+    >>> from sdn.calibration import locate_microphone
+    >>> from sdn.data import data_path
+    >>> from sdn.rir import read_audio
+    >>> h, fs = read_audio(data_path("rir-S1-R2-HOM1.wav"))
+    >>> box = [(0.3, 5.16), (1.96, 14.22), (1.0, 1.6)]
+    >>> result = locate_microphone(h, fs, (5.46, 14.52, 3.38), (2.28, 0.96, 1.20), box=box)
+    >>> np.round(result.position, 3).tolist(), round(1e3 * result.latency_seconds, 2)
+    ([0.649, 4.021, 1.137], 5.72)
     """
     opts = (options or LocateOptions()).replace(**changes)
     return _locate(rir, sample_rate, size, source, opts, _MIC_HEIGHT)

@@ -52,7 +52,7 @@ from .geometry import SPEED_OF_SOUND, Room
 from .yamlfile import ConfigError, build_section, check_keys, read_yaml, short, yaml_scalar
 
 __all__ = [
-    "ConfigError", "read_yaml", "ModelConfig", "TrainingConfig", "LossConfig", "ExperimentConfig",
+    "ModelConfig", "TrainingConfig", "LossConfig", "ExperimentConfig",
     "load_experiment", "config_hash", "TargetSpec", "RoomConfig", "load_room_config",
     "write_room_config",
 ]
@@ -356,7 +356,7 @@ class RoomConfig:
     target: TargetSpec | None
     description: str = ""
     path: Path | None = None
-    published: dict = field(default_factory=dict)
+    published: dict = field(default_factory=dict, hash=False)
 
     def load_target(self, **kwargs):
         """Load the measured target (keywords of :func:`sdn.rir.load_rir`)."""
@@ -464,6 +464,16 @@ def load_room_config(path: str | os.PathLike) -> RoomConfig:
     ConfigError
         For an unknown or missing key, a bad name, target or geometry (the :class:`sdn.Room`
         checks), naming the file.
+
+    Examples
+    --------
+    From the repository's root:
+
+    >>> from sdn.config import load_room_config
+    >>> config = load_room_config("config/rooms/homula_s1_r2hom1.yaml")
+    >>> config.room.mic, config.target
+    ((0.649, 4.021, 1.137), TargetSpec(file='homula-rir/rir-S1-R2-HOM1.wav', channel='mean'))
+    >>> target = config.load_target(sample_rate=16000)    # the shipped measurement, preprocessed
     """
     raw = read_yaml(path, "room config")
     where = str(path)

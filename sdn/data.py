@@ -35,7 +35,7 @@ from .download import FetchError, check_url, download
 
 __all__ = [
     "DATA_DIR_ENV", "BASE_URL_ENV", "CITATION", "RemoteFile", "REGISTRY", "HashMismatchError",
-    "FetchError", "data_dir", "search_dirs", "data_path", "resolve", "git_blob_id", "sha256sum",
+    "data_dir", "search_dirs", "data_path", "resolve", "git_blob_id", "sha256sum",
     "check_bytes", "verify_file", "fetch", "main",
 ]
 
@@ -178,6 +178,13 @@ def data_path(name: str, must_exist: bool = True) -> Path:
     Returns
     -------
     pathlib.Path
+
+    Examples
+    --------
+    >>> from sdn.data import data_path
+    >>> path = data_path("rir-S1-R2-HOM1.wav")      # shipped: found without any download
+    >>> path.parent.name, path.stat().st_size
+    ('homula-rir', 1536136)
     """
     entry = _registry_entry(name)
     for folder in search_dirs():
@@ -367,7 +374,10 @@ def fetch(
         target, url = root / entry.relpath, _url_for(entry, base_url)
         download(url, target, timeout, entry.name, progress=progress,
                  check=lambda tmp, entry=entry, url=url: check_bytes(tmp.read_bytes(), entry,
-                                                                     f"download from {url}"))
+                                                                     f"download from {url}"),
+                 offline_hint=f"Copy the file into {target.parent} by hand, set {DATA_DIR_ENV} to a "
+                              f"folder holding {entry.relpath}, or point {BASE_URL_ENV} / --base-url "
+                              f"at a mirror.")
         paths.append(target)
     return paths
 
@@ -384,7 +394,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_fetch = sub.add_parser("fetch", help="download and verify files (default: all registered)")
-    p_fetch.add_argument("names", nargs="*", help=f"files among: {', '.join(REGISTRY)}")
+    p_fetch.add_argument("names", nargs="*", help=f"files among: {', '.join(REGISTRY)} (with "
+                                                  f"--from-zenodo also the pos-*.csv files)")
     p_fetch.add_argument("--dest", help=f"data directory (default: ${DATA_DIR_ENV} or <repo>/data)")
     p_fetch.add_argument("--base-url", help=f"mirror base URL (default: ${BASE_URL_ENV} or the public URLs)")
     p_fetch.add_argument("--from-zenodo", action="store_true",
@@ -428,7 +439,12 @@ def _verify(names) -> int:
 
 def main(argv=None) -> int:
     """Command line of ``python -m sdn.data`` (see the module docstring); returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "fetch" and args.from_zenodo and (args.base_url or args.force):
+        parser.error("--base-url and --force do not apply to --from-zenodo (use --archive-url)")
+    if args.command == "fetch" and args.archive_url and not args.from_zenodo:
+        parser.error("--archive-url needs --from-zenodo")
     try:
         if args.command == "list":
             for entry in REGISTRY.values():

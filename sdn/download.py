@@ -32,7 +32,8 @@ def check_url(url: str, option: str = "--base-url") -> str:
     return url
 
 
-def download(url: str, target: Path, timeout: float, what: str, check=None, progress: bool = True) -> None:
+def download(url: str, target: Path, timeout: float, what: str, check=None, progress: bool = True,
+             offline_hint: str = "") -> None:
     """Stream ``url`` into a temporary file beside ``target``, check it, then move it into place.
 
     Parameters
@@ -49,6 +50,8 @@ def download(url: str, target: Path, timeout: float, what: str, check=None, prog
         ``check(tmp_path)`` raises HashMismatchError (or ValueError) to reject the bytes.
     progress : bool
         Show a progress bar (on a terminal).
+    offline_hint : str
+        What to do instead, appended to the message when the URL cannot be reached.
 
     Raises
     ------
@@ -62,23 +65,26 @@ def download(url: str, target: Path, timeout: float, what: str, check=None, prog
     try:
         with atomic_path(target) as tmp, open(tmp, "wb") as handle:
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    total = response.headers.get("Content-Length")
-                    with tqdm(total=int(total) if total and total.isdigit() else None, unit="B",
-                              unit_scale=True, desc=what, leave=False,
-                              disable=None if progress else True) as bar:
-                        while chunk := response.read(1 << 16):
-                            handle.write(chunk)
-                            bar.update(len(chunk))
+                response = urllib.request.urlopen(url, timeout=timeout)
             except urllib.error.HTTPError as err:
                 raise FetchError(f"download of {what} from {url} failed: HTTP {err.code} {err.reason}") from err
             except (urllib.error.URLError, OSError) as err:
                 reason = getattr(err, "reason", err)
-                raise FetchError(
-                    f"could not download {what} from {url}: {reason}. Are you offline? Copy the "
-                    f"file into {target.parent} by hand, set SDN_DATA_DIR to a folder holding "
-                    f"it, or point SDN_DATA_BASE_URL / --base-url at a mirror."
-                ) from err
+                raise FetchError(f"could not download {what} from {url}: {reason}. Are you offline? "
+                                 f"{offline_hint}".strip()) from err
+            total = response.headers.get("Content-Length")
+            with response, tqdm(total=int(total) if total and total.isdigit() else None, unit="B",
+                                unit_scale=True, desc=what, leave=False,
+                                disable=None if progress else True) as bar:
+                while True:
+                    try:
+                        chunk = response.read(1 << 16)
+                    except OSError as err:  # the connection broke off; a disk error is not caught
+                        raise FetchError(f"download of {what} from {url} broke off: {err}") from err
+                    if not chunk:
+                        break
+                    handle.write(chunk)
+                    bar.update(len(chunk))
             handle.flush()
             os.fsync(handle.fileno())
             if check is not None:

@@ -8,11 +8,11 @@ learns about distances is a bounded correction on top of it (``sdn.model``).
 
 References
 ----------
-.. [1] J. B. Allen, D. A. Berkley, "Image method for efficiently simulating small-room
-   acoustics", J. Acoust. Soc. Am. 65(4), 943-950, 1979.
-.. [2] E. De Sena, H. Hacihabiboglu, Z. Cvetkovic, J. O. Smith, "Efficient synthesis of room
-   acoustics via scattering delay networks", IEEE/ACM Trans. Audio, Speech, Lang. Process.
-   23(9), 1478-1492, 2015.
+- J. B. Allen, D. A. Berkley, "Image method for efficiently simulating small-room
+  acoustics", J. Acoust. Soc. Am. 65(4), 943-950, 1979.
+- E. De Sena, H. Hacihabiboglu, Z. Cvetkovic, J. O. Smith, "Efficient synthesis of room
+  acoustics via scattering delay networks", IEEE/ACM Trans. Audio, Speech, Lang. Process.
+  23(9), 1478-1492, 2015.
 """
 from __future__ import annotations
 
@@ -73,6 +73,9 @@ def image_sources(size, source) -> np.ndarray:
 class Room:
     """A shoebox room with one source and one microphone.
 
+    The reflection points and image sources are computed once; the distances (source-node,
+    node-mic, node-node, direct, image-mic), the volume and the wall area are properties.
+
     Parameters
     ----------
     size : sequence of 3 float
@@ -88,20 +91,6 @@ class Room:
         First-order reflection points, one per wall, metres.
     image_sources : ndarray, shape (6, 3)
         The source mirrored across each wall, metres.
-    source_node_distances : ndarray, shape (6,)
-        Metres from the source to each node.
-    node_mic_distances : ndarray, shape (6,)
-        Metres from each node to the microphone.
-    node_node_distances : ndarray, shape (6, 6)
-        Metres between nodes; symmetric with a zero diagonal.
-    direct_distance : float
-        :math:`|S - M|`, metres.
-    image_distances : ndarray, shape (6,)
-        :math:`|S_k - M|` for the image :math:`S_k`; equals source-node plus node-mic distance.
-    volume : float
-        Cubic metres.
-    surface_area : float
-        Square metres (all six walls).
 
     Raises
     ------

@@ -145,7 +145,9 @@ def fetch_archive(names=None, *, dest: str | os.PathLike | None = None, url: str
     folder = (Path(dest) if dest is not None else data.data_dir()) / FOLDER
     with tempfile.TemporaryDirectory(prefix="sdn-homula-") as scratch:
         archive_path = Path(scratch) / ARCHIVE_NAME
-        download(url, archive_path, timeout, ARCHIVE_NAME, progress=progress)
+        download(url, archive_path, timeout, ARCHIVE_NAME, progress=progress,
+                 offline_hint=f"Download {ARCHIVE_NAME} from https://zenodo.org/records/{ZENODO_RECORD} "
+                              f"on another machine and pass its path as --archive-url file:///...")
         contents = _read_members(archive_path, names)
     written = []
     for name in names:

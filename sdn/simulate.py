@@ -26,8 +26,8 @@ pyroomacoustics' fractional-delay filter is removed), so the direct sound is at
 
 References
 ----------
-.. [1] R. Scheibler, E. Bezzam, I. Dokmanic, "Pyroomacoustics: a Python package for audio room
-   simulations and array processing algorithms", Proc. IEEE ICASSP, 351-355, 2018.
+- R. Scheibler, E. Bezzam, I. Dokmanic, "Pyroomacoustics: a Python package for audio room
+  simulations and array processing algorithms", Proc. IEEE ICASSP, 351-355, 2018.
 """
 from __future__ import annotations
 
