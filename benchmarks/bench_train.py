@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from sdn.config import load_experiment
-from sdn.data import load_room_config
+from sdn.config import load_experiment, load_room_config
 from sdn.train import fit
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,34 +1,95 @@
-"""Strict experiment configuration: typed dataclasses read from YAML.
+"""Strict configuration files: experiments and rooms, read and written in one place.
 
-An unknown or misspelt key is an error naming the key and the file; so is a value of the wrong
-type. Every run stores its resolved configuration, whose hash ties results to configs.
+Two kinds of YAML file, both read by :func:`read_yaml`:
 
-Example (``config/experiments/prior_fir0.yaml``)::
+- an **experiment** (``config/experiments/*.yaml``, :func:`load_experiment`)::
 
-    name: prior_fir0
-    model: {fir_order: 0, distance_correction: false}
-    training: {epochs: 300, lr: 0.01, seed: 42}
-    loss: {edc: 0.5, edr: 1.0, edp: 1.0}
+      name: prior_fir0
+      model: {fir_order: 0, distance_correction: false}
+      training: {epochs: 300, lr: 0.01, seed: 42}
+      loss: {edc: 0.5, edr: 1.0, edp: 1.0}
+
+- a **room** (``config/rooms/*.yaml``, :func:`load_room_config`, written by
+  :func:`write_room_config`)::
+
+      name: homula_s1_r2hom1
+      size: [5.46, 14.52, 3.38]
+      source: [2.28, 0.96, 1.20]
+      mic: [0.649, 4.021, 1.137]        # or {published: R2-HOM1}, see below
+      target: {file: homula-rir/rir-S1-R2-HOM1.wav, channel: mean}
+
+Reading is strict. A file must hold one mapping; an unknown or misspelt key, a key given twice, a
+value of the wrong type, a NaN or infinite number and a value outside its documented range are
+errors naming the file and the option. YAML anchors and aliases (``&name``, ``*name``) are
+refused, so no file can expand into a huge document. A YAML syntax error is one line naming the
+file, line and column. Every error is a :class:`ConfigError` (a ``ValueError``) with a short,
+one-line message.
+
+The documented range of every value is in the attributes of the classes below. A ``name`` is a
+plain file-name component (letters, digits, ``.``, ``_``, ``-``; not starting with ``.``): run
+folders are named after it.
+
+Published positions. ``mic`` or ``source`` may name a position published with the HOMULA-RIR
+dataset instead of giving numbers: ``{published: R2-HOM1}`` (the centre of that array's capsules),
+``{published: ULA, capsule: 63}`` (one capsule) or ``{published: S1}`` (a source). They are read
+from the dataset's position files (:func:`sdn.homula.published_position`), present once
+``python -m sdn.data fetch --from-zenodo`` has run.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union, get_args, get_origin, get_type_hints
+from typing import Union
 
-ABSORPTION_RULES = ("sabine", "eyring")
+from .baselines import RULES
+from .geometry import SPEED_OF_SOUND, Room
+from .yamlfile import ConfigError, build_section, check_keys, read_yaml, short, yaml_scalar
+
+__all__ = [
+    "ModelConfig", "TrainingConfig", "LossConfig", "ExperimentConfig",
+    "load_experiment", "config_hash", "TargetSpec", "RoomConfig", "load_room_config",
+    "write_room_config",
+]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a plain file-name component
+
+
+# --------------------------------------------------------------------------------------------
+# Experiment configurations
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Constructor arguments of :class:`sdn.SDN` (see its docstring).
+    """Constructor arguments of :class:`sdn.SDN` (see its docstring for their meaning).
 
-    ``alpha`` is a number, or ``"sabine"`` / ``"eyring"``: uniform absorption obtained by inverting
-    that reverberation formula with the target's measured broadband T30 (the classic baselines).
+    Attributes
+    ----------
+    sample_rate : int
+        Hz, > 0.
+    fir_order : int
+        0 for scalar wall gains, M > 0 for FIR walls of order M.
+    alpha : float or str
+        Initial uniform absorption in [0, 1), or ``"sabine"`` / ``"eyring"``: the absorption
+        obtained by inverting that formula with the target's broadband T30 (:mod:`sdn.baselines`).
+    distance_correction : bool
+        Learn a bounded correction of every distance.
+    integer_delays : bool
+        Round every delay to whole samples.
+    c : float
+        Speed of sound, m/s, > 0.
+    max_correction : float
+        Largest distance correction, metres, > 0.
+    correction_scale : float
+        Slope of the distance correction, > 0.
+    quirks : str
+        Behaviours of the paper's released code: ``"paper"`` or names, comma-separated.
     """
 
     sample_rate: int = 16000
@@ -36,15 +97,49 @@ class ModelConfig:
     alpha: Union[float, str] = 0.02
     distance_correction: bool = False
     integer_delays: bool = False
-    c: float = 343.0
+    c: float = SPEED_OF_SOUND
     max_correction: float = 0.5
     correction_scale: float = 10.0
-    quirks: str = ""  # behaviours of the paper's released code: "paper" or names, comma-separated
+    quirks: str = ""
+
+    def sdn_kwargs(self, alpha: float | None = None) -> dict:
+        """Keyword arguments of :class:`sdn.SDN` (all but the room).
+
+        Parameters
+        ----------
+        alpha : float, optional
+            The absorption to use; required when ``self.alpha`` names a rule (the caller resolves
+            it from the target's reverberation time), else defaults to ``self.alpha``.
+
+        Returns
+        -------
+        dict
+            ``SDN(room, **kwargs)`` builds the configured model.
+        """
+        if alpha is None:
+            if isinstance(self.alpha, str):
+                raise ValueError(f"alpha is the rule {self.alpha!r}: pass the absorption it gives")
+            alpha = self.alpha
+        kwargs = dataclasses.asdict(self)
+        kwargs["alpha"] = float(alpha)
+        return kwargs
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Optimisation: full-batch Adam on one target. ``epochs: 0`` evaluates the initial model."""
+    """Optimisation: full-batch Adam on one target. ``epochs: 0`` evaluates the initial model.
+
+    Attributes
+    ----------
+    epochs : int
+        Number of epochs, >= 0.
+    lr : float
+        Adam learning rate, > 0.
+    seed : int
+        Seed of torch's random number generator, >= 0.
+    checkpoint_every : int
+        Epochs between checkpoints, >= 1.
+    """
 
     epochs: int = 300
     lr: float = 0.01
@@ -54,7 +149,17 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights of the paper's loss terms (DESIGN.md section 4)."""
+    """Weights of the paper's loss terms (:mod:`sdn.losses`): finite, >= 0, not all zero.
+
+    Attributes
+    ----------
+    edc : float
+        Weight of the energy decay curve loss.
+    edr : float
+        Weight of the mel energy decay relief loss.
+    edp : float
+        Weight of the echo density profile loss.
+    """
 
     edc: float = 0.5
     edr: float = 1.0
@@ -63,6 +168,22 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """An experiment: what model to build, how to train it and on which loss.
+
+    Attributes
+    ----------
+    name : str
+        A plain file-name component (run folders are named after it).
+    description : str
+        Free text.
+    model : ModelConfig
+        The SDN.
+    training : TrainingConfig
+        The optimisation.
+    loss : LossConfig
+        The loss weights.
+    """
+
     name: str
     description: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -70,91 +191,320 @@ class ExperimentConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def to_dict(self) -> dict:
+        """Nested plain dict of every value (JSON-serialisable)."""
         return dataclasses.asdict(self)
 
     def replace(self, **sections) -> "ExperimentConfig":
-        """Copy with some fields of some sections replaced: ``replace(training={"epochs": 3})``."""
-        updated = {}
+        """Copy with some fields of some sections replaced, validated like a file.
+
+        Parameters
+        ----------
+        **sections
+            Section name to a dict of new values, e.g. ``replace(training={"epochs": 3})``, or
+            ``name=...`` / ``description=...``.
+
+        Returns
+        -------
+        ExperimentConfig
+        """
+        updated = dict(self.to_dict())
         for name, values in sections.items():
-            current = getattr(self, name)
-            updated[name] = dataclasses.replace(current, **values) if dataclasses.is_dataclass(current) else values
-        return _build(ExperimentConfig, {**self.to_dict(), **{k: _plain(v) for k, v in updated.items()}}, "<replace>")
+            updated[name] = {**updated[name], **values} if isinstance(updated.get(name), dict) else values
+        return build_section(ExperimentConfig, updated, "<replace>", _validate)
 
 
-def _plain(value):
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+def _check_name(name, where: str) -> str:
+    """``name`` if it is a plain file-name component, else ConfigError naming ``where``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: name must be a plain file name (letters, digits, '.', '_', '-'; at most 100, "
+            f"not starting with '.'), got {short(name)}")
+    return name
 
 
-def _check_type(value, hint, where: str):
-    origin = get_origin(hint)
-    options = get_args(hint) if origin is Union else (hint,)
-    for option in options:
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option in (bool, str) and isinstance(value, option):
-            return value
-    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise ValueError(f"{where} must be {names}, got {value!r}")
-
-
-def _build(cls, raw, where: str):
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{where}: missing key {f.name!r}")
-            continue
-        hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            values[f.name] = _build(hint, raw[f.name], f"{where}: {f.name}")
-        else:
-            values[f.name] = _check_type(raw[f.name], hint, f"{where}: {f.name}")
-    config = cls(**values)
-    _validate(config, where)
-    return config
+def _at_least(where: str, **values) -> None:
+    """``values`` maps 'name' -> (value, lower bound, strict)."""
+    for name, (value, bound, strict) in values.items():
+        if value < bound or (strict and value == bound):
+            relation = ">" if strict else ">="
+            raise ConfigError(f"{where}: {name} must be {relation} {bound}, got {short(value)}")
 
 
 def _validate(config, where: str) -> None:
+    if isinstance(config, ExperimentConfig):
+        _check_name(config.name, where)
     if isinstance(config, ModelConfig):
-        if isinstance(config.alpha, str) and config.alpha not in ABSORPTION_RULES:
-            raise ValueError(f"{where}: alpha must be a number or one of {ABSORPTION_RULES}, got {config.alpha!r}")
-        if config.fir_order < 0 or config.sample_rate <= 0:
-            raise ValueError(f"{where}: fir_order must be >= 0 and sample_rate > 0")
+        if isinstance(config.alpha, str):
+            if config.alpha not in RULES:
+                raise ConfigError(f"{where}: alpha must be a number or one of {RULES}, "
+                                  f"got {short(config.alpha)}")
+        elif not 0.0 <= config.alpha < 1.0:
+            raise ConfigError(f"{where}: alpha (absorption) must lie in [0, 1), got {config.alpha!r}")
+        _at_least(where, sample_rate=(config.sample_rate, 0, True), fir_order=(config.fir_order, 0, False),
+                  c=(config.c, 0.0, True), max_correction=(config.max_correction, 0.0, True),
+                  correction_scale=(config.correction_scale, 0.0, True))
         from .model import QUIRKS
 
         names = [q.strip() for q in config.quirks.split(",") if q.strip()]
         if config.quirks != "paper" and not set(names) <= set(QUIRKS):
-            raise ValueError(f"{where}: quirks must be 'paper' or names from {sorted(QUIRKS)}, got {config.quirks!r}")
+            raise ConfigError(f"{where}: quirks must be 'paper' or names from {sorted(QUIRKS)}, "
+                              f"got {short(config.quirks)}")
     if isinstance(config, TrainingConfig):
-        if config.epochs < 0 or config.lr <= 0 or config.checkpoint_every <= 0:
-            raise ValueError(f"{where}: epochs must be >= 0, lr and checkpoint_every > 0")
+        _at_least(where, epochs=(config.epochs, 0, False), lr=(config.lr, 0.0, True),
+                  seed=(config.seed, 0, False), checkpoint_every=(config.checkpoint_every, 1, False))
     if isinstance(config, LossConfig):
-        if min(config.edc, config.edr, config.edp) < 0:
-            raise ValueError(f"{where}: loss weights must be non-negative")
+        weights = {"edc": config.edc, "edr": config.edr, "edp": config.edp}
+        _at_least(where, **{k: (v, 0.0, False) for k, v in weights.items()})
+        if not any(weights.values()):
+            raise ConfigError(f"{where}: at least one loss weight (edc, edr, edp) must be positive")
 
 
 def load_experiment(path: str | os.PathLike) -> ExperimentConfig:
-    """Read an experiment YAML strictly (see the module docstring)."""
-    import yaml
+    """Read an experiment YAML strictly (see the module docstring).
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"experiment config not found: {path}")
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
-    return _build(ExperimentConfig, raw, str(path))
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    ExperimentConfig
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ConfigError
+        For any invalid content, naming the file and the option.
+    """
+    return build_section(ExperimentConfig, read_yaml(path, "experiment config"), str(path), _validate)
 
 
 def config_hash(resolved: dict) -> str:
-    """Short sha256 of a configuration's canonical JSON (sorted keys): ties results to configs."""
+    """Short sha256 of a configuration's canonical JSON (sorted keys): ties results to configs.
+
+    Parameters
+    ----------
+    resolved : dict
+        JSON-serialisable configuration.
+
+    Returns
+    -------
+    str
+        The first 16 hex digits.
+    """
     text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Room configurations
+# --------------------------------------------------------------------------------------------
+
+_ROOM_KEYS = ("name", "description", "size", "source", "mic", "target")
+_REQUIRED_ROOM_KEYS = ("name", "size", "source", "mic")
+_TARGET_KEYS = ("file", "channel")
+_PUBLISHED_KEYS = ("published", "capsule")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Which measured RIR a room config is fitted to.
+
+    Attributes
+    ----------
+    file : str
+        A registered name or ``"homula-rir/<name>"`` (found by :mod:`sdn.data`), or a path.
+    channel : int or str
+        Channel index (negative from the end) or ``"mean"``.
+    """
+
+    file: str
+    channel: int | str = 0
+
+    def load(self, **kwargs):
+        """The preprocessed target: ``sdn.rir.load_rir(self.file, channel=self.channel, **kwargs)``."""
+        from .rir import load_rir
+
+        return load_rir(self.file, channel=self.channel, **kwargs)
+
+
+@dataclass(frozen=True)
+class RoomConfig:
+    """A room configuration: geometry (:class:`sdn.Room`) and its measured target.
+
+    Attributes
+    ----------
+    name : str
+        Identifier, a plain file-name component (the YAML file's stem by convention).
+    room : Room
+        Size, source and microphone, metres.
+    target : TargetSpec or None
+        The measured RIR to fit.
+    description : str
+        Free text.
+    path : pathlib.Path or None
+        The YAML file it was read from.
+    published : dict
+        ``{"mic": "R2-HOM1"}`` etc. for positions taken from the dataset's published files
+        (``{"mic": "ULA:63"}`` for one capsule); written back as such by :func:`write_room_config`.
+    """
+
+    name: str
+    room: Room
+    target: TargetSpec | None
+    description: str = ""
+    path: Path | None = None
+    published: dict = field(default_factory=dict, hash=False)
+
+    def load_target(self, **kwargs):
+        """Load the measured target (keywords of :func:`sdn.rir.load_rir`)."""
+        if self.target is None:
+            raise ValueError(f"room config {self.name!r} ({self.path}) has no target")
+        return self.target.load(**kwargs)
+
+    def to_dict(self) -> dict:
+        """Name, geometry (numbers, metres) and target: what a run's hash is computed from.
+
+        Returns
+        -------
+        dict
+            ``{"name", "size", "source", "mic", "target": {"file", "channel"} or None}``.
+        """
+        target = self.target
+        return {
+            "name": self.name,
+            **self.room.to_dict(),
+            "target": None if target is None else {"file": target.file, "channel": target.channel},
+        }
+
+
+def _position_text(config: RoomConfig, key: str, decimals: int) -> str:
+    if key in config.published:
+        name, _, capsule = config.published[key].partition(":")
+        extra = f", capsule: {capsule}" if capsule else ""
+        return f"{{published: {yaml_scalar(name)}{extra}}}"
+    values = getattr(config.room, key)
+    return "[" + ", ".join(f"{float(x):.{decimals}f}" for x in values) + "]"
+
+
+def write_room_config(config: RoomConfig, path: str | os.PathLike | None = None, comment: str = "",
+                      decimals: int = 3) -> str:
+    """Write a room config as strict YAML (atomically) and return its text.
+
+    Parameters
+    ----------
+    config : RoomConfig
+        What to write.
+    path : str or os.PathLike, optional
+        The file; None only returns the text.
+    comment : str
+        Provenance, written as leading ``#`` lines (one per line of ``comment``).
+    decimals : int
+        Decimals of the positions (3: millimetres).
+
+    Returns
+    -------
+    str
+        The YAML text; :func:`load_room_config` reads it back to ``config`` (positions rounded).
+    """
+    lines = [f"# {line}".rstrip() for line in comment.strip().splitlines()]
+    lines.append(f"name: {yaml_scalar(config.name)}")
+    if config.description:
+        lines.append(f"description: {yaml_scalar(config.description)}")
+    lines += [f"{key}: {_position_text(config, key, decimals)}" for key in ("size", "source", "mic")]
+    if config.target is not None:
+        lines.append(f"target: {{file: {yaml_scalar(config.target.file)}, "
+                     f"channel: {yaml_scalar(config.target.channel)}}}")
+    text = "\n".join(lines) + "\n"
+    if path is not None:
+        from .fileio import write_text
+
+        write_text(path, text)
+    return text
+
+
+def _position(raw: dict, key: str, where: str):
+    """Numbers of ``raw[key]``, or the published position it names; and its provenance."""
+    value = raw[key]
+    if not isinstance(value, dict):
+        return value, None
+    check_keys(value, _PUBLISHED_KEYS, f"{where}: {key}")
+    name, capsule = value.get("published"), value.get("capsule")
+    if not isinstance(name, str) or (capsule is not None and
+                                     (not isinstance(capsule, int) or isinstance(capsule, bool))):
+        raise ConfigError(f"{where}: {key} must be three numbers or {{published: NAME}} with an "
+                          f"optional integer capsule, got {short(value)}")
+    from .homula import published_position
+
+    try:
+        position = published_position(name, capsule=capsule)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"{where}: {key}: {err}") from None
+    return tuple(position.tolist()), name if capsule is None else f"{name}:{capsule}"
+
+
+def load_room_config(path: str | os.PathLike) -> RoomConfig:
+    """Read a strict room YAML (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    RoomConfig
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ConfigError
+        For an unknown or missing key, a bad name, target or geometry (the :class:`sdn.Room`
+        checks), naming the file.
+
+    Examples
+    --------
+    From the repository's root:
+
+    >>> from sdn.config import load_room_config
+    >>> config = load_room_config("config/rooms/homula_s1_r2hom1.yaml")
+    >>> config.room.mic, config.target
+    ((0.649, 4.021, 1.137), TargetSpec(file='homula-rir/rir-S1-R2-HOM1.wav', channel='mean'))
+    >>> target = config.load_target(sample_rate=16000)    # the shipped measurement, preprocessed
+    """
+    raw = read_yaml(path, "room config")
+    where = str(path)
+    check_keys(raw, _ROOM_KEYS, where)
+    missing = [k for k in _REQUIRED_ROOM_KEYS if k not in raw]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {missing}")
+    _check_name(raw["name"], where)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}: description must be text, got {short(description)}")
+    published, points = {}, {}
+    for key in ("source", "mic"):
+        points[key], name = _position(raw, key, where)
+        if name is not None:
+            published[key] = name
+    try:
+        room = Room(size=raw["size"], **points)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    target = None
+    if raw.get("target") is not None:
+        spec = raw["target"]
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: target must be a mapping with keys {list(_TARGET_KEYS)}")
+        check_keys(spec, _TARGET_KEYS, f"{where}: target")
+        if not isinstance(spec.get("file"), str) or not spec["file"]:
+            raise ConfigError(f"{where}: target needs a 'file' (text), got {short(spec.get('file'))}")
+        channel = spec.get("channel", 0)
+        if not (channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool))):
+            raise ConfigError(f"{where}: target channel must be an integer or 'mean', got {short(channel)}")
+        target = TargetSpec(file=spec["file"], channel=channel)
+    return RoomConfig(name=raw["name"], room=room, target=target, description=description,
+                      path=Path(path), published=published)

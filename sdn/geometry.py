@@ -1,10 +1,18 @@
 """Shoebox geometry of a scattering delay network: walls, first-order reflection points, distances.
 
-The room is the box ``[0, Lx] x [0, Ly] x [0, Lz]`` (metres). Walls are numbered
+The room is the box :math:`[0, L_x] \times [0, L_y] \times [0, L_z]` (metres). Walls are numbered
 ``0: x=0, 1: x=Lx, 2: y=0, 3: y=Ly, 4: z=0 (floor), 5: z=Lz (ceiling)``; one SDN node sits on each
 wall at the point where the first-order specular reflection from source S to microphone M hits it
-(image-source method, Allen & Berkley 1979). Everything here is plain float64 numpy: the geometry
-is fixed; what an SDN learns about distances is a bounded correction on top of it (``sdn.model``).
+(image-source method). Everything here is plain float64 numpy: the geometry is fixed; what an SDN
+learns about distances is a bounded correction on top of it (``sdn.model``).
+
+References
+----------
+- J. B. Allen, D. A. Berkley, "Image method for efficiently simulating small-room
+  acoustics", J. Acoust. Soc. Am. 65(4), 943-950, 1979.
+- E. De Sena, H. Hacihabiboglu, Z. Cvetkovic, J. O. Smith, "Efficient synthesis of room
+  acoustics via scattering delay networks", IEEE/ACM Trans. Audio, Speech, Lang. Process.
+  23(9), 1478-1492, 2015.
 """
 from __future__ import annotations
 
@@ -12,11 +20,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: Speed of sound in air, m/s (dry air at about 20 degrees C); the default of every module of sdn.
+SPEED_OF_SOUND = 343.0
+#: Wall names in node order: ``0: x=0, 1: x=Lx, 2: y=0, 3: y=Ly, 4: floor, 5: ceiling``.
 WALL_NAMES = ("x=0", "x=Lx", "y=0", "y=Ly", "floor", "ceiling")
+#: Number of walls of a shoebox (one SDN node per wall).
 N_WALLS = len(WALL_NAMES)
 
 
 def _as_point(name: str, value) -> np.ndarray:
+    """``value`` as a finite float64 (3,) array; ValueError naming ``name`` otherwise."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -31,14 +44,20 @@ def _as_point(name: str, value) -> np.ndarray:
 def image_sources(size, source) -> np.ndarray:
     """First-order image sources of ``source`` in the shoebox ``[0, size]``.
 
+    The image across the wall :math:`x_a = P` (``a`` the wall's axis, ``P`` 0 or :math:`L_a`) is the
+    source with its ``a`` coordinate replaced by :math:`2P - s_a` (Allen & Berkley 1979).
+
     Parameters
     ----------
-    size : (3,) room dimensions (Lx, Ly, Lz), metres.
-    source : (..., 3) source positions, metres.
+    size : array_like, shape (3,)
+        Room dimensions (Lx, Ly, Lz), metres.
+    source : array_like, shape (..., 3)
+        Source positions, metres.
 
     Returns
     -------
-    (..., 6, 3) images across the walls in ``WALL_NAMES`` order.
+    ndarray, shape (..., 6, 3)
+        Images across the walls in ``WALL_NAMES`` order, metres.
     """
     size = np.asarray(size, dtype=np.float64)
     source = np.asarray(source, dtype=np.float64)
@@ -54,19 +73,41 @@ def image_sources(size, source) -> np.ndarray:
 class Room:
     """A shoebox room with one source and one microphone.
 
+    The reflection points and image sources are computed once; the distances (source-node,
+    node-mic, node-node, direct, image-mic), the volume and the wall area are properties.
+
     Parameters
     ----------
-    size : (Lx, Ly, Lz), metres, all positive and finite.
-    source, mic : (x, y, z), metres, strictly inside the room and distinct.
+    size : sequence of 3 float
+        (Lx, Ly, Lz), metres, all positive and finite.
+    source : sequence of 3 float
+        (x, y, z) of the source, metres, strictly inside the room.
+    mic : sequence of 3 float
+        (x, y, z) of the microphone, metres, strictly inside the room and distinct from the source.
 
-    Attributes (all float64 numpy, metres)
+    Attributes
     ----------
-    nodes : (6, 3) first-order reflection points, one per wall.
-    image_sources : (6, 3) source mirrored across each wall.
-    source_node_distances, node_mic_distances : (6,)
-    node_node_distances : (6, 6), symmetric with a zero diagonal.
-    direct_distance : float, |S - M|.
-    image_distances : (6,) |image_k - M| = source_node + node_mic distances.
+    nodes : ndarray, shape (6, 3)
+        First-order reflection points, one per wall, metres.
+    image_sources : ndarray, shape (6, 3)
+        The source mirrored across each wall, metres.
+
+    Raises
+    ------
+    ValueError
+        For a size that is not three positive finite numbers, or a source or microphone that is
+        not strictly inside the room, or when they coincide.
+
+    Examples
+    --------
+    >>> import sdn
+    >>> room = sdn.Room(size=(5.46, 14.52, 3.38), source=(2.28, 0.96, 1.20), mic=(3.67, 1.96, 1.20))
+    >>> round(room.direct_distance, 3)
+    1.712
+    >>> room.nodes.shape
+    (6, 3)
+    >>> bool(abs(room.source_node_distances + room.node_mic_distances - room.image_distances).max() < 1e-12)
+    True
     """
 
     size: tuple
@@ -109,32 +150,40 @@ class Room:
 
     @property
     def source_node_distances(self) -> np.ndarray:
+        """Metres from the source to each node, shape (6,)."""
         return np.linalg.norm(self.nodes - np.asarray(self.source), axis=-1)
 
     @property
     def node_mic_distances(self) -> np.ndarray:
+        """Metres from each node to the microphone, shape (6,)."""
         return np.linalg.norm(self.nodes - np.asarray(self.mic), axis=-1)
 
     @property
     def node_node_distances(self) -> np.ndarray:
+        """Metres between nodes, shape (6, 6), symmetric, zero diagonal."""
         return np.linalg.norm(self.nodes[:, None, :] - self.nodes[None, :, :], axis=-1)
 
     @property
     def direct_distance(self) -> float:
+        """Metres from the source to the microphone."""
         return float(np.linalg.norm(np.asarray(self.source) - np.asarray(self.mic)))
 
     @property
     def image_distances(self) -> np.ndarray:
+        """Metres from each image source to the microphone, shape (6,)."""
         return np.linalg.norm(self.image_sources - np.asarray(self.mic), axis=-1)
 
     @property
     def volume(self) -> float:
+        """Cubic metres."""
         return float(np.prod(self.size))
 
     @property
     def surface_area(self) -> float:
+        """Square metres, all six walls."""
         lx, ly, lz = self.size
         return 2.0 * (lx * ly + lx * lz + ly * lz)
 
     def to_dict(self) -> dict:
+        """``{"size": [...], "source": [...], "mic": [...]}`` in metres (JSON-serialisable)."""
         return {"size": list(self.size), "source": list(self.source), "mic": list(self.mic)}

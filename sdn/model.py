@@ -46,8 +46,8 @@ from . import closed_form
 from .closed_form import PAIRS, Network
 from .convolution import overlap_add
 from .delays import DelayLine, fractional_line, line_gain, whole_sample_line
-from .geometry import N_WALLS, WALL_NAMES, Room
-from .io import atomic_path
+from .fileio import atomic_path
+from .geometry import N_WALLS, SPEED_OF_SOUND, WALL_NAMES, Room
 from .stability import StabilityReport, UnstableSDNError, growth_ratio, passivity_certificate
 
 K = N_WALLS - 1  # neighbours per node
@@ -157,7 +157,7 @@ class SDN(nn.Module):
         alpha: float = 0.02,
         distance_correction: bool = False,
         integer_delays: bool = False,
-        c: float = 343.0,
+        c: float = SPEED_OF_SOUND,
         max_correction: float = 0.5,
         correction_scale: float = 10.0,
         aliasing_db: float | None = None,

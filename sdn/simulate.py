@@ -9,8 +9,7 @@ no code with the SDN.
 Materials. All six walls get the same octave-band energy absorption (125 Hz to 4 kHz). The bands
 follow a reverberation-time profile typical of a furnished seminar room, ``rt60_target *
 T60_PROFILE`` (longer at low frequencies, shorter at high ones), turned into absorption by
-inverting Eyring's formula per band, ``alpha_b = 1 - exp(-24 ln(10) V / (c S T_b))``, then scaled
-by ``absorption_scale``: ray tracing with scattering decays a little differently from Eyring's
+inverting Eyring's formula per band (:func:`sdn.baselines.eyring_absorption`), then scaled by ``absorption_scale``: ray tracing with scattering decays a little differently from Eyring's
 diffuse-field formula, and the scale (found by :func:`calibrate_absorption_scale`, a few secant
 steps on the broadband T30 of a reference position) makes the simulated broadband T30 come out
 near ``rt60_target`` (0.85 s, the measured HOMULA-RIR value). Scattering coefficient 0.2 in every
@@ -22,7 +21,13 @@ same RIR. Nothing is downloaded. pyroomacoustics is a development extra: it is i
 functions.
 
 The RIRs are aligned with the SDN's time axis: sample 0 is the emission time (the half length of
-pyroomacoustics' fractional-delay filter is removed), so the direct sound is at ``d_SM fs / c``.
+pyroomacoustics' fractional-delay filter is removed), so the direct sound is at
+:math:`d_{SM} f_s / c`.
+
+References
+----------
+- R. Scheibler, E. Bezzam, I. Dokmanic, "Pyroomacoustics: a Python package for audio room
+  simulations and array processing algorithms", Proc. IEEE ICASSP, 351-355, 2018.
 """
 from __future__ import annotations
 
@@ -31,28 +36,42 @@ from typing import Sequence
 
 import numpy as np
 
-from .geometry import Room
+from .baselines import eyring_absorption
+from .filterbank import octave_band_centres
+from .geometry import SPEED_OF_SOUND, Room
 
-OCTAVE_CENTRES = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
-# Reverberation time per octave band relative to the broadband target (a furnished room: more
-# absorption at high frequencies by seats and people, less at low ones).
+#: Octave bands of the materials, Hz: those of the analysis filter bank at 16 kHz (125 Hz to 4 kHz).
+OCTAVE_CENTRES = tuple(float(f) for f in octave_band_centres(16000))
+#: Reverberation time per octave band relative to the broadband target (a furnished room: more
+#: absorption at high frequencies by seats and people, less at low ones).
 T60_PROFILE = (1.2, 1.1, 1.0, 1.0, 0.95, 0.85)
+#: Scattering coefficient of every wall in every band.
 SCATTERING = 0.2
 # From calibrate_absorption_scale(Room((5.46, 14.52, 3.38), (2.28, 0.96, 1.2), (2.9, 6.5, 1.2)))
 # with the defaults below; see notebooks/06_generalisation.ipynb for the achieved T30.
 ABSORPTION_SCALE = 0.872  # calibration gave T30 = 0.850 s at the reference position
 
 
-def eyring_absorption(room: Room, rt60: float, c: float = 343.0) -> float:
-    """Uniform energy absorption giving ``rt60`` seconds by Eyring's formula."""
-    if not (math.isfinite(rt60) and rt60 > 0):
-        raise ValueError(f"rt60 must be positive and finite, got {rt60!r}")
-    return 1.0 - math.exp(-24 * math.log(10) / c * room.volume / (room.surface_area * rt60))
-
-
 def band_absorption(room: Room, rt60_target: float = 0.85, absorption_scale: float = ABSORPTION_SCALE,
-                    c: float = 343.0) -> np.ndarray:
-    """Octave-band energy absorption (6,) at :data:`OCTAVE_CENTRES` for every wall (see module doc)."""
+                    c: float = SPEED_OF_SOUND) -> np.ndarray:
+    """Octave-band energy absorption of every wall (see the module docstring).
+
+    Parameters
+    ----------
+    room : Room
+        The shoebox.
+    rt60_target : float
+        Broadband reverberation time, seconds; band ``b`` gets ``rt60_target * T60_PROFILE[b]``.
+    absorption_scale : float
+        Factor applied to the Eyring absorption of every band.
+    c : float
+        Speed of sound, m/s.
+
+    Returns
+    -------
+    ndarray, shape (6,)
+        Energy absorption at :data:`OCTAVE_CENTRES`, each in (0, 1).
+    """
     alpha = np.array([eyring_absorption(room, rt60_target * p, c) for p in T60_PROFILE]) * absorption_scale
     if not np.all((alpha > 0) & (alpha < 1)):
         raise ValueError(f"absorption out of (0, 1): {alpha.round(3).tolist()}")
@@ -68,12 +87,38 @@ def shoebox_rirs(
     n_rays: int = 4000,
     absorption_scale: float = ABSORPTION_SCALE,
     seed: int = 0,
-    c: float = 343.0,
+    c: float = SPEED_OF_SOUND,
 ) -> np.ndarray:
-    """RIRs (P, round(duration fs)) of the positions ``rooms`` (all of the same size), float64.
+    """Simulated RIRs of several source/microphone positions in one room.
 
     Positions that share a source are simulated together (one ray tracing per source, all its
     microphones at once). Each source gets the seed ``seed + index`` of its first appearance.
+
+    Parameters
+    ----------
+    rooms : sequence of Room
+        The positions, P of them, all with the same room size.
+    fs : int
+        Sample rate, Hz.
+    rt60_target : float
+        Broadband reverberation time the materials are designed for, seconds.
+    duration : float
+        Seconds of each RIR.
+    max_order : int
+        Highest image-source order (the tail comes from ray tracing).
+    n_rays : int
+        Rays per source.
+    absorption_scale : float
+        Factor on the Eyring absorption of every band (see :func:`band_absorption`).
+    seed : int
+        Seed of the first source (see above).
+    c : float
+        Speed of sound, m/s.
+
+    Returns
+    -------
+    ndarray, shape (P, round(duration * fs))
+        float64, sample 0 at the emission time.
     """
     import pyroomacoustics as pra
 
@@ -107,7 +152,24 @@ def shoebox_rirs(
 
 
 def shoebox_rir(room: Room, fs: int = 16000, rt60_target: float = 0.85, **kwargs) -> np.ndarray:
-    """RIR (round(duration fs),) of one position; keywords as :func:`shoebox_rirs`."""
+    """Simulated RIR of one position.
+
+    Parameters
+    ----------
+    room : Room
+        The source/microphone position.
+    fs : int
+        Sample rate, Hz.
+    rt60_target : float
+        Broadband reverberation time the materials are designed for, seconds.
+    **kwargs
+        Further keywords of :func:`shoebox_rirs`.
+
+    Returns
+    -------
+    ndarray, shape (round(duration * fs),)
+        float64.
+    """
     return shoebox_rirs([room], fs=fs, rt60_target=rt60_target, **kwargs)[0]
 
 
@@ -116,7 +178,27 @@ def calibrate_absorption_scale(room: Room, rt60_target: float = 0.85, steps: int
     """Scale of the Eyring absorption that gives a broadband T30 of ``rt60_target`` at ``room``.
 
     Secant steps on ``log T30`` against ``log scale`` (T30 is nearly inversely proportional to the
-    absorption), starting from 1. Returns the scale and the (scale, T30) pairs tried.
+    absorption), starting from 1; stops within 1 % of the target.
+
+    Parameters
+    ----------
+    room : Room
+        The reference position.
+    rt60_target : float
+        Broadband T30 to reach, seconds.
+    steps : int
+        Most simulations to run.
+    fs : int
+        Sample rate, Hz.
+    **kwargs
+        Further keywords of :func:`shoebox_rirs`.
+
+    Returns
+    -------
+    scale : float
+        The next scale to use.
+    tried : list of (float, float)
+        The (scale, T30 in seconds) pairs simulated.
     """
     from .acoustics import reverberation_time
 
@@ -141,12 +223,33 @@ def calibrate_absorption_scale(room: Room, rt60_target: float = 0.85, steps: int
 def position_grid(room_size: Sequence[float], n_sources: int, n_mics: int, seed: int = 0,
                   margin: float = 0.8, height: tuple[float, float] = (1.0, 1.8),
                   min_distance: float = 1.5) -> list[Room]:
-    """Every source x microphone pair of random positions in a shoebox: ``n_sources * n_mics`` rooms,
-    source-major.
+    """Every source x microphone pair of random positions in a shoebox.
 
     Positions are drawn uniformly at least ``margin`` metres from the side walls, at heights in
-    ``height`` (m); each microphone at least ``min_distance`` metres from every source, so that no
-    pair sits inside the ray tracer's receiver sphere or in the near field. Reproducible by ``seed``.
+    ``height``; each microphone at least ``min_distance`` metres from every source, so that no
+    pair sits inside the ray tracer's receiver sphere or in the near field.
+
+    Parameters
+    ----------
+    room_size : sequence of 3 float
+        (Lx, Ly, Lz), metres.
+    n_sources : int
+        Number of source positions.
+    n_mics : int
+        Number of microphone positions.
+    seed : int
+        Seed of the random positions (same seed, same grid).
+    margin : float
+        Metres from the side walls.
+    height : (float, float)
+        Range of heights, metres.
+    min_distance : float
+        Smallest source-microphone distance, metres.
+
+    Returns
+    -------
+    list of Room
+        ``n_sources * n_mics`` positions, source-major, rounded to the millimetre.
     """
     size = np.asarray(room_size, dtype=np.float64)
     rng = np.random.default_rng(seed)

@@ -34,10 +34,9 @@ import torch
 
 from . import __version__
 from .baselines import absorption_from_reverberation_time
-from .config import ExperimentConfig, config_hash, load_experiment
-from .data import RoomConfig, load_room_config
+from .config import ExperimentConfig, RoomConfig, config_hash, load_experiment, load_room_config
 from .evaluation import evaluate
-from .io import atomic_path, write_text
+from .fileio import atomic_path, write_text
 from .losses import SDNLoss
 from .model import SDN
 from .stability import UnstableSDNError
@@ -69,20 +68,8 @@ def resolve_alpha(experiment: ExperimentConfig, room_config: RoomConfig, target_
 
 
 def build_model(experiment: ExperimentConfig, room_config: RoomConfig, alpha: float, device=None) -> SDN:
-    m = experiment.model
-    return SDN(
-        room_config.room,
-        sample_rate=m.sample_rate,
-        fir_order=m.fir_order,
-        alpha=alpha,
-        distance_correction=m.distance_correction,
-        integer_delays=m.integer_delays,
-        c=m.c,
-        max_correction=m.max_correction,
-        correction_scale=m.correction_scale,
-        quirks=m.quirks,
-        device=device,
-    )
+    """The experiment's SDN of the room, with the resolved initial absorption ``alpha``."""
+    return SDN(room_config.room, **experiment.model.sdn_kwargs(alpha=alpha), device=device)
 
 
 def versions() -> dict:
@@ -98,18 +85,9 @@ def versions() -> dict:
     }
 
 
-def room_config_dict(room_config: RoomConfig) -> dict:
-    target = room_config.target
-    return {
-        "name": room_config.name,
-        **room_config.room.to_dict(),
-        "target": None if target is None else {"file": target.file, "channel": target.channel},
-    }
-
-
 def run_hash(experiment: ExperimentConfig, room_config: RoomConfig) -> str:
     """Hash tying a run folder to the experiment and room configs it was run with."""
-    return config_hash({"experiment": experiment.to_dict(), "room": room_config_dict(room_config)})
+    return config_hash({"experiment": experiment.to_dict(), "room": room_config.to_dict()})
 
 
 def _render(model: SDN, n: int) -> torch.Tensor:
@@ -174,13 +152,13 @@ def fit(
     Parameters
     ----------
     experiment, room_config : from :func:`sdn.config.load_experiment` and
-        :func:`sdn.data.load_room_config`.
+        :func:`sdn.config.load_room_config`.
     out : run folder (created); None keeps everything in memory.
     epochs : overrides ``experiment.training.epochs``.
     device : "cpu", "cuda", a torch.device, or None (CPU).
     resume : continue from ``out/checkpoint.pt``; gives the same result as an uninterrupted run.
     progress : show a progress bar with the loss terms.
-    target : a preloaded :class:`sdn.data.MeasuredRIR` (default: ``room_config.load_target``).
+    target : a preloaded :class:`sdn.rir.MeasuredRIR` (default: ``room_config.load_target``).
     eval_seconds : length of the renders whose acoustic parameters are reported (at least the
         target's length); long enough for the untrained SDN's T30 of about 15 s to be measured.
 
@@ -213,7 +191,7 @@ def fit(
 
     resolved = {
         "experiment": experiment.to_dict(),
-        "room": room_config_dict(room_config),
+        "room": room_config.to_dict(),
         "resolved": {"alpha": alpha, "target": target.metadata(), "n_samples": n},
     }
     resolved["hash"] = run_hash(experiment, room_config)

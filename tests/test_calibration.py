@@ -1,13 +1,14 @@
-"""sdn.calibration: image-source arrivals, recovery of known positions, the stored real result."""
+"""sdn.calibration and sdn.arrivals: arrival model, recovery of known positions, the stored real result."""
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import sdn
 from sdn import calibration as cal
-from sdn import data
+from sdn.arrivals import ARRIVAL_NAMES, predicted_arrivals
+from sdn.config import TargetSpec, load_room_config
+from sdn.rir import read_audio
 
 REPO = Path(__file__).resolve().parents[1]
 FS = 48000
@@ -32,16 +33,29 @@ def _pra_rir(source, mics, latency=0, absorption=0.25, max_order=3, noise=0.0, s
     return h
 
 
-def test_predicted_arrivals_agree_with_room_geometry():
-    mic = (3.1, 6.2, 1.35)
-    room = sdn.Room(SIZE, S1, mic)
-    t = cal.predicted_arrivals(SIZE, S1, mic, FS, latency=10.0)
-    np.testing.assert_allclose(t[0], 10.0 + room.direct_distance * FS / cal.SPEED_OF_SOUND)
-    np.testing.assert_allclose(t[1:], 10.0 + room.image_distances * FS / cal.SPEED_OF_SOUND)
-    np.testing.assert_allclose(cal.image_sources(SIZE, S1), room.image_sources)
-    # batched candidates
-    mics = np.array([mic, (1.0, 2.0, 1.1)])
-    assert cal.predicted_arrivals(SIZE, S1, mics, FS, np.zeros(2)).shape == (2, 7)
+def test_predicted_arrivals_equal_hand_computed_image_paths():
+    """A 4 x 5 x 3 m room, source (1, 2, 1.5), mic (3, 4, 1): images written out by hand."""
+    source, mic = (1.0, 2.0, 1.5), (3.0, 4.0, 1.0)
+    images = {"x=0": (-1, 2, 1.5), "x=Lx": (7, 2, 1.5), "y=0": (1, -2, 1.5), "y=Ly": (1, 8, 1.5),
+              "floor": (1, 2, -1.5), "ceiling": (1, 2, 4.5)}
+    assert tuple(images) == ARRIVAL_NAMES[1:]
+    # squared distances to the mic: direct 2^2 + 2^2 + 0.5^2, then each image the same way
+    squared = [8.25, 16 + 4 + 0.25, 16 + 4 + 0.25, 4 + 36 + 0.25, 4 + 16 + 0.25, 4 + 4 + 6.25, 4 + 4 + 12.25]
+    expected = 10.0 + np.sqrt(squared) * 16000 / 343.0
+    np.testing.assert_allclose(predicted_arrivals((4, 5, 3), source, mic, 16000, latency=10.0), expected, rtol=1e-13)
+    np.testing.assert_allclose(np.linalg.norm(np.subtract(list(images.values()), mic), axis=-1), np.sqrt(squared[1:]))
+    # batched candidates, each with its latency
+    mics = np.array([mic, mic])
+    batched = predicted_arrivals((4, 5, 3), source, mics, 16000, np.array([10.0, 0.0]))
+    np.testing.assert_allclose(batched, [expected, expected - 10.0], rtol=1e-13)
+
+
+def test_misspelt_option_names_the_valid_ones():
+    h = np.ones(4800)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['grid_stepp'\]; LocateOptions has .*'grid_step'"):
+        cal.locate_microphone(h, FS, SIZE, S1, grid_stepp=0.05)
+    with pytest.raises(TypeError, match=r"\['hieght'\]"):
+        cal.locate_source(h, FS, SIZE, (3.1, 6.2, 1.35), cal.LocateOptions(grid_step=0.05), hieght=(0.5, 2))
 
 
 @pytest.mark.parametrize(
@@ -87,7 +101,7 @@ def test_result_report_is_json_serialisable():
     h = _pra_rir(S1, [(3.1, 6.2, 1.35)], latency=20)
     result = cal.locate_microphone(h, FS, SIZE, S1)
     d = json.loads(json.dumps(result.to_dict()))
-    assert set(d["arrivals"]) == set(cal.ARRIVAL_NAMES)
+    assert set(d["arrivals"]) == set(ARRIVAL_NAMES)
     assert d["arrivals"]["direct"]["matched"] is True
     assert result.perturbation.shape == (3, 2, 7)
     # a 5 cm move along z shifts the floor and ceiling arrivals in opposite directions
@@ -111,22 +125,11 @@ def test_empty_prior():
                               latency_range=(0.0, 1e-4))
 
 
-def test_room_config_yaml_round_trip(tmp_path):
-    text = cal.room_config_yaml("demo", SIZE, S1, (1.23456, 2.5, 1.2), "homula-rir/x.wav", "mean",
-                                "line one\nline two")
-    path = tmp_path / "demo.yaml"
-    path.write_text(text)
-    cfg = data.load_room_config(path)
-    assert text.startswith("# line one\n# line two\n")
-    assert cfg.room.mic == (1.235, 2.5, 1.2)
-    assert cfg.target == data.TargetSpec("homula-rir/x.wav", "mean")
-
-
 def test_stored_config_matches_calibration_of_real_file(homula_dir):
     """The room config and calibration.json hold what the calibration gives on the real file."""
     report = json.loads((REPO / "results/calibration/calibration.json").read_text())
     p = report["parameters"]
-    h, fs = data.read_audio(homula_dir / "rir-S1-R2-HOM1.wav")
+    h, fs = read_audio(homula_dir / "rir-S1-R2-HOM1.wav")
     result = cal.locate_microphone(
         h, fs, report["room"]["size_m"], report["room"]["source_s1_m"],
         box=[tuple(b) for b in p["box_m"]], latency_range=tuple(p["latency_range"]),
@@ -135,12 +138,12 @@ def test_stored_config_matches_calibration_of_real_file(homula_dir):
     stored = report["s1_r2hom1"]
     np.testing.assert_allclose(result.position, stored["position_m"], atol=1e-3)
     assert result.latency == pytest.approx(stored["latency_samples"], abs=0.05)
-    cfg = data.load_room_config(REPO / "config/rooms/homula_s1_r2hom1.yaml")
+    cfg = load_room_config(REPO / "config/rooms/homula_s1_r2hom1.yaml")
     np.testing.assert_allclose(cfg.room.mic, result.position, atol=6e-4)  # rounded to mm
     assert cfg.room.source == tuple(report["room"]["source_s1_m"])
-    assert cfg.target == data.TargetSpec("homula-rir/rir-S1-R2-HOM1.wav", "mean")
+    assert cfg.target == TargetSpec("homula-rir/rir-S1-R2-HOM1.wav", "mean")
     # the residuals stored per arrival are those of the fit
-    for k, name in enumerate(cal.ARRIVAL_NAMES):
+    for k, name in enumerate(ARRIVAL_NAMES):
         r = stored["arrivals"][name]["residual_samples"]
         if result.matched[k]:
             assert r == pytest.approx(result.residuals[k], abs=1e-3)

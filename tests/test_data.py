@@ -1,15 +1,15 @@
-"""sdn.data: registry and verification, local-HTTP fetch, RIR loading, errors, room configs."""
-import functools
-import http.server
+"""sdn.data: registry and verification, where files are found, local-HTTP fetch, the command line."""
+import os
 import shutil
+import signal
 import socket
-import threading
+import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
-import soxr
 
 from sdn import data
 from sdn.data import FetchError, HashMismatchError
@@ -17,6 +17,23 @@ from sdn.data import FetchError, HashMismatchError
 REPO = Path(__file__).resolve().parents[1]
 S1 = "rir-S1-R2-HOM1.wav"
 S2 = "rir-S2-R2-HOM1.wav"
+
+
+def _serve(folder, name, content):
+    (folder / "files").mkdir(exist_ok=True)
+    (folder / "files" / name).write_bytes(content)
+
+
+def _cli(*args, env=None, timeout=120):
+    """Run ``python -m sdn.data`` in a fresh process: (exit status, stdout, stderr)."""
+    done = subprocess.run([sys.executable, "-m", "sdn.data", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return done.returncode, done.stdout, done.stderr
+
+
+def _one_line_error(stderr):
+    lines = stderr.strip().splitlines()
+    return len(lines) == 1 and "Traceback" not in stderr
 
 
 # ------------------------------------------------------------------ hashing and verification
@@ -28,9 +45,13 @@ def test_git_blob_id_matches_git():
 
 
 @pytest.mark.parametrize("name", [S1, S2])
-def test_verify_accepts_shared_files(homula_dir, name):
+def test_shipped_files_are_byte_identical_to_the_registry(homula_dir, name):
     entry = data.verify_file(homula_dir / name)
     assert entry.name == name and entry.size == (homula_dir / name).stat().st_size
+    # what git stores for the file is the registered blob (nothing rewrote it on commit)
+    blob = subprocess.run(["git", "hash-object", str(homula_dir / name)], capture_output=True, text=True)
+    if blob.returncode == 0:
+        assert blob.stdout.strip() == entry.git_blob
 
 
 def test_verify_rejects_modified_copy(homula_dir, tmp_path):
@@ -42,52 +63,64 @@ def test_verify_rejects_modified_copy(homula_dir, tmp_path):
         data.verify_file(copy)
 
 
-def test_load_by_name_rejects_modified_copy(homula_dir, tmp_path, monkeypatch):
-    folder = tmp_path / "homula-rir"
-    folder.mkdir()
-    content = bytearray((homula_dir / S1).read_bytes())
-    content[-1] ^= 0x01
-    (folder / S1).write_bytes(bytes(content))
+# ------------------------------------------------------------------ where files are found
+
+
+def test_shipped_files_need_no_sdn_data_dir(homula_dir, monkeypatch):
+    monkeypatch.delenv("SDN_DATA_DIR", raising=False)
+    assert data.data_path(S1) == homula_dir / S1
+    assert data.data_path(f"homula-rir/{S2}") == homula_dir / S2
+
+
+def test_shipped_file_comes_before_sdn_data_dir(homula_dir, tmp_path, monkeypatch):
+    (tmp_path / "homula-rir").mkdir()
+    (tmp_path / "homula-rir" / S1).write_bytes(b"a stale copy")
     monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path))
-    with pytest.raises(HashMismatchError):
-        data.load_rir(S1)
+    assert data.data_path(S1) == homula_dir / S1
+    assert data.search_dirs() == [REPO / "data", tmp_path]
+
+
+def test_sdn_data_dir_holds_what_is_not_shipped(tmp_path, monkeypatch):
+    (tmp_path / "homula-rir").mkdir()
+    (tmp_path / "homula-rir" / "rir-S1-ULA.wav").write_bytes(b"x")
+    monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path))
+    assert data.data_path("rir-S1-ULA.wav") == tmp_path / "homula-rir" / "rir-S1-ULA.wav"
+    monkeypatch.delenv("SDN_DATA_DIR")
+    with pytest.raises(FileNotFoundError, match=r"python -m sdn\.data fetch rir-S1-ULA\.wav"):
+        data.data_path("rir-S1-ULA.wav")
+    assert data.data_path("rir-S1-ULA.wav", must_exist=False) == REPO / "data/homula-rir/rir-S1-ULA.wav"
+
+
+def test_sdn_data_dir_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("SDN_DATA_DIR", str(afile))
+    with pytest.raises(FileNotFoundError, match="SDN_DATA_DIR=.*afile is not a folder"):
+        data.data_path(S1)
+
+
+def test_unknown_name():
+    with pytest.raises(KeyError, match="unknown data file"):
+        data.fetch(["nope.wav"], dest="/nonexistent")
 
 
 # ------------------------------------------------------------------ fetch against 127.0.0.1
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def mirror(tmp_path):
-    """A local HTTP server on 127.0.0.1 serving tmp_path/'mirror'; yields (folder, base_url)."""
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}/files"
-    server.shutdown()
-    server.server_close()
-
-
-def _serve(folder, name, content):
-    (folder / "files").mkdir(exist_ok=True)
-    (folder / "files" / name).write_bytes(content)
-
-
-def test_fetch_from_local_server(homula_dir, mirror, tmp_path):
+def test_fetch_from_local_server_with_the_umask(homula_dir, mirror, tmp_path):
     folder, base = mirror
     _serve(folder, S1, (homula_dir / S1).read_bytes())
     dest = tmp_path / "data"
-    paths = data.fetch([S1], dest=dest, base_url=base, timeout=10)
+    old = os.umask(0o022)
+    try:
+        paths = data.fetch([S1], dest=dest, base_url=base, timeout=10, progress=False)
+    finally:
+        os.umask(old)
     assert paths == [dest / "homula-rir" / S1]
     assert data.git_blob_id(paths[0]) == data.REGISTRY[S1].git_blob
     assert sorted(p.name for p in (dest / "homula-rir").iterdir()) == [S1]
+    # readable by colleagues in a shared folder, as any file created under umask 022
+    assert stat.S_IMODE(paths[0].stat().st_mode) == 0o644
 
 
 def test_fetch_cli_with_env_base_url(homula_dir, mirror, tmp_path, monkeypatch, capsys):
@@ -107,18 +140,18 @@ def test_fetch_corrupted_download_leaves_nothing(homula_dir, mirror, tmp_path):
     _serve(folder, S1, bytes(content))
     dest = tmp_path / "data"
     with pytest.raises(FetchError, match="git blob id"):
-        data.fetch([S1], dest=dest, base_url=base, timeout=10)
+        data.fetch([S1], dest=dest, base_url=base, timeout=10, progress=False)
     assert not dest.exists()  # not even the folders it created
 
 
-def test_fetch_keeps_existing_file_when_download_fails(homula_dir, mirror, tmp_path):
+def test_fetch_keeps_existing_file_when_download_fails(mirror, tmp_path):
     folder, base = mirror  # serves nothing: HTTP 404
     dest = tmp_path / "data"
     (dest / "homula-rir").mkdir(parents=True)
     stale = b"not the right content"
     (dest / "homula-rir" / S1).write_bytes(stale)
     with pytest.raises(FetchError, match="404"):
-        data.fetch([S1], dest=dest, base_url=base, timeout=10)
+        data.fetch([S1], dest=dest, base_url=base, timeout=10, progress=False)
     assert (dest / "homula-rir" / S1).read_bytes() == stale
     assert [p.name for p in (dest / "homula-rir").iterdir()] == [S1]
 
@@ -140,177 +173,93 @@ def test_fetch_skips_valid_existing_file(homula_dir, tmp_path):
     (dest / "homula-rir").mkdir(parents=True)
     shutil.copy(homula_dir / S1, dest / "homula-rir" / S1)
     # an unreachable base URL proves nothing is downloaded
-    assert data.fetch([S1], dest=dest, base_url="http://127.0.0.1:9", timeout=1) == [
-        dest / "homula-rir" / S1
-    ]
+    assert data.fetch([S1], dest=dest, base_url="http://127.0.0.1:9", timeout=1) == [dest / "homula-rir" / S1]
 
 
-def test_verify_cli(homula_dir, tmp_path, monkeypatch, capsys):
+def test_fetch_without_dest_finds_the_shipped_files(homula_dir, monkeypatch):
+    monkeypatch.delenv("SDN_DATA_DIR", raising=False)
+    assert data.fetch([S1, S2], base_url="http://127.0.0.1:9", timeout=1) == [homula_dir / S1, homula_dir / S2]
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_verify_cli(homula_dir, capsys):
     assert data.main(["verify"]) == 0  # absent files (the ULA) are listed, not failures
     assert "ok       " + S1 in capsys.readouterr().out
-    monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path))
+
+
+def test_verify_cli_fails_when_nothing_is_present(nothing_shipped, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path / "empty"))
+    assert data.main(["verify"]) == 1
+    assert "no registered file is present" in capsys.readouterr().err
     assert data.main(["verify", S1]) == 1
     assert "fetch" in capsys.readouterr().err
 
 
-def test_unknown_name():
-    with pytest.raises(KeyError, match="unknown data file"):
-        data.fetch(["nope.wav"], dest="/nonexistent")
+@pytest.mark.parametrize("args, option", [
+    (["fetch", S1, "--base-url", "notaurl"], "--base-url 'notaurl' is not a URL"),
+    (["fetch", "--from-zenodo", "--archive-url", "zenodo"], "--archive-url 'zenodo' is not a URL"),
+])
+def test_cli_bad_url_is_one_line_exit_2(tmp_path, args, option):
+    code, _, err = _cli(*args, "--dest", str(tmp_path / "d"))
+    assert code == 2 and _one_line_error(err) and option in err
+    assert not (tmp_path / "d").exists()
 
 
-# ------------------------------------------------------------------ loading
+def test_cli_bad_env_url_names_the_variable(tmp_path):
+    code, _, err = _cli("fetch", "rir-S1-ULA.wav", "--dest", str(tmp_path), env={"SDN_DATA_BASE_URL": "nope"})
+    assert code == 2 and _one_line_error(err) and "SDN_DATA_BASE_URL 'nope' is not a URL" in err
 
 
-@pytest.mark.parametrize("name", [S1, S2])
-def test_load_shared_file(homula_dir, name):
-    rir = data.load_rir(name, channel=0)
-    x = rir.signal
-    assert x.ndim == 1 and str(x.dtype) == "torch.float32"
-    assert rir.sample_rate == 16000 and rir.original_sample_rate == 48000
-    assert rir.n_channels == 8 and rir.original_length == 48000
-    assert abs(float(x.norm()) - 1.0) < 1e-5
-    assert 0.6 < rir.rt60 < 1.1  # README: broadband T30 about 0.85 s
-    assert len(rir) == round(rir.rt60 * 16000)
-    assert rir.path == homula_dir / name
-    # direct sound at ~15.9 ms in the 48 kHz file: kept at the same time after resampling
-    assert abs(rir.peak_index / 16000 - 0.0159) < 1e-3
+@pytest.mark.parametrize("how", ["env", "dest"])
+def test_cli_data_folder_that_is_a_file_is_one_line_exit_2(tmp_path, how):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    if how == "env":
+        code, _, err = _cli("fetch", "rir-S1-ULA.wav", env={"SDN_DATA_DIR": str(afile)})
+    else:
+        code, _, err = _cli("fetch", "rir-S1-ULA.wav", "--dest", str(afile), "--base-url", "http://127.0.0.1:9")
+    assert code == 2 and _one_line_error(err) and str(afile) in err
+    assert afile.read_text() == "not a folder"
 
 
-def test_trimmed_length_consistent_with_rt60_estimate(homula_dir):
-    from sdn.acoustics import reverberation_time
-
-    full = data.load_rir(S1, channel="mean", trim=False, normalize=False)
-    trimmed = data.load_rir(S1, channel="mean")
-    rt = float(reverberation_time(full.signal.double().numpy(), 16000, decay="T30"))
-    assert trimmed.rt60 == pytest.approx(rt, rel=1e-6)
-    assert len(trimmed) == round(rt * 16000)
-    # trimming keeps time 0: the trimmed signal is the start of the untrimmed one, rescaled
-    x = full.signal.numpy()[: len(trimmed)]
-    np.testing.assert_allclose(trimmed.signal.numpy(), x / np.linalg.norm(x), atol=1e-6)
-
-
-def test_channel_selection_and_mean(homula_dir):
-    raw, fs = sf.read(homula_dir / S1, dtype="float64", always_2d=True)
-    for channel, expected in ((3, raw[:, 3]), (-1, raw[:, 7]), ("mean", raw.mean(axis=1))):
-        rir = data.load_rir(S1, channel=channel, trim=False, normalize=False)
-        ref = soxr.resample(expected, fs, 16000, quality="VHQ")
-        assert len(rir) == 16000
-        np.testing.assert_allclose(rir.signal.numpy(), ref, rtol=1e-5, atol=1e-9)
-        assert rir.channel == channel
-    a = data.load_rir(S1, channel=-1)
-    b = data.load_rir(S1, channel=7)
-    assert np.array_equal(a.signal.numpy(), b.signal.numpy())
+_SLOW_SERVER = """
+import http.server, sys, time
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1536136")
+        self.end_headers()
+        self.wfile.write(b"R" * 65536)
+        self.wfile.flush()
+        time.sleep(60)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Slow)
+print(server.server_address[1], flush=True)
+server.handle_request()
+"""
 
 
-def test_other_sample_rate_and_path(homula_dir):
-    rir = data.load_rir(homula_dir / S1, channel=2, sample_rate=24000, trim=False)
-    assert rir.sample_rate == 24000 and len(rir) == 24000
-
-
-# ------------------------------------------------------------------ bad inputs
-
-
-def test_missing_file_says_how_to_fetch(tmp_path, monkeypatch):
-    monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"python -m sdn\.data fetch rir-S1-R2-HOM1\.wav"):
-        data.load_rir(S1)
-    with pytest.raises(FileNotFoundError, match="not found"):
-        data.load_rir(tmp_path / "missing.wav")
-
-
-@pytest.mark.parametrize("channel", [8, -9, 100])
-def test_channel_out_of_range(homula_dir, channel):
-    with pytest.raises(IndexError, match="out of range .* 8 channel"):
-        data.load_rir(S1, channel=channel)
-
-
-def test_bad_channel_value(homula_dir):
-    with pytest.raises(ValueError, match="'mean'"):
-        data.load_rir(S1, channel="avg")
-
-
-def _wav(path, x, fs=48000):
-    sf.write(path, x, fs, subtype="FLOAT")
-    return path
-
-
-def test_non_finite_signal(tmp_path):
-    decay = np.exp(-np.arange(4800) / 500)[:, None]
-    x = np.random.default_rng(0).standard_normal((4800, 2)) * decay
-    x[100, 1] = np.nan
-    path = _wav(tmp_path / "nan.wav", x)
-    with pytest.raises(ValueError, match="non-finite"):
-        data.load_rir(path, channel=1)
-    with pytest.raises(ValueError, match="non-finite"):
-        data.load_rir(path, channel="mean")
-    data.load_rir(path, channel=0, trim=False)  # the clean channel loads
-
-
-def test_silent_signal(tmp_path):
-    path = _wav(tmp_path / "silent.wav", np.zeros((4800, 1)))
-    with pytest.raises(ValueError, match="silent"):
-        data.load_rir(path)
-
-
-def test_unsupported_format(tmp_path):
-    path = tmp_path / "notes.wav"
-    path.write_text("this is not audio\n")
-    with pytest.raises(ValueError, match="unsupported or unreadable audio format"):
-        data.load_rir(path)
-
-
-def test_bad_sample_rate(homula_dir):
-    with pytest.raises(ValueError, match="sample_rate"):
-        data.load_rir(S1, sample_rate=0)
-
-
-# ------------------------------------------------------------------ room configs
-
-
-def test_room_configs_load():
-    ula = data.load_room_config(REPO / "config/rooms/homula_s1_ula.yaml")
-    assert ula.room.mic == (3.67, 1.96, 1.20) and ula.room.source == (2.28, 0.96, 1.20)
-    assert ula.target == data.TargetSpec("homula-rir/rir-S1-ULA.wav", -1)
-    ours = data.load_room_config(REPO / "config/rooms/homula_s1_r2hom1.yaml")
-    assert ours.room.size == (5.46, 14.52, 3.38)
-    assert ours.target.file == "homula-rir/rir-S1-R2-HOM1.wav"
-
-
-def test_room_config_target_loads(homula_dir):
-    cfg = data.load_room_config(REPO / "config/rooms/homula_s1_r2hom1.yaml")
-    rir = cfg.load_target()
-    assert rir.sample_rate == 16000 and abs(float(rir.signal.norm()) - 1) < 1e-5
-
-
-def test_ula_target_absent_says_how_to_fetch(tmp_path, monkeypatch):
-    monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path))
-    cfg = data.load_room_config(REPO / "config/rooms/homula_s1_ula.yaml")
-    with pytest.raises(FileNotFoundError, match="fetch rir-S1-ULA.wav"):
-        cfg.load_target()
-
-
-def test_room_config_unknown_key(tmp_path):
-    text = (REPO / "config/rooms/homula_s1_ula.yaml").read_text()
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(text + "absorption: 0.2\n")
-    with pytest.raises(ValueError, match=r"bad\.yaml.*absorption"):
-        data.load_room_config(bad)
-    bad.write_text(text.replace("channel: -1", "channel: -1, gain: 2"))
-    with pytest.raises(ValueError, match=r"bad\.yaml.*gain"):
-        data.load_room_config(bad)
-
-
-def test_room_config_bad_geometry(tmp_path):
-    text = (REPO / "config/rooms/homula_s1_ula.yaml").read_text()
-    bad = tmp_path / "outside.yaml"
-    bad.write_text(text.replace("mic: [3.67, 1.96, 1.20]", "mic: [3.67, 1.96, 4.0]"))
-    with pytest.raises(ValueError, match=r"outside\.yaml.*mic"):
-        data.load_room_config(bad)
-
-
-def test_data_dir_from_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path))
-    assert data.data_dir() == tmp_path
-    assert data.data_path(S1, must_exist=False) == tmp_path / "homula-rir" / S1
-    monkeypatch.delenv("SDN_DATA_DIR")
-    assert data.data_dir() == REPO / "data"  # a source checkout
+def test_ctrl_c_during_fetch_exits_quietly_and_leaves_nothing(tmp_path):
+    server = subprocess.Popen([sys.executable, "-c", _SLOW_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = server.stdout.readline().strip()
+        dest = tmp_path / "data"
+        fetcher = subprocess.Popen(
+            [sys.executable, "-m", "sdn.data", "fetch", S1, "--dest", str(dest), "--base-url",
+             f"http://127.0.0.1:{port}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        folder = dest / "homula-rir"
+        deadline = time.monotonic() + 60
+        while not (folder.is_dir() and any(p.stat().st_size > 0 for p in folder.iterdir())):
+            assert time.monotonic() < deadline and fetcher.poll() is None, "the download never started"
+            time.sleep(0.05)
+        fetcher.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the download
+        out, err = fetcher.communicate(timeout=60)
+    finally:
+        server.kill()
+        server.wait()
+    assert fetcher.returncode == 130
+    assert _one_line_error(err) and "interrupted" in err
+    assert not dest.exists() or not any(dest.rglob("*"))  # no partial file, no temporary file

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from sdn import Room
+from sdn.geometry import image_sources
 
 PAPER = dict(size=(5.46, 14.52, 3.38), source=(2.28, 0.96, 1.20), mic=(3.67, 1.96, 1.20))
 
@@ -30,6 +31,22 @@ def test_image_sources_are_mirror_images():
     np.testing.assert_allclose(room.image_sources[0], [-s[0], s[1], s[2]])
     np.testing.assert_allclose(room.image_sources[3], [s[0], 2 * 14.52 - s[1], s[2]])
     np.testing.assert_allclose(room.image_sources[5], [s[0], s[1], 2 * 3.38 - s[2]])
+
+
+def test_reflecting_twice_returns_the_source():
+    """Mirror symmetry: the image of an image across the same wall is the source; each image moves
+    only along its wall's axis, to the same distance on the other side of the wall."""
+    rng = np.random.default_rng(3)
+    size = np.array([5.46, 14.52, 3.38])
+    sources = rng.uniform(0.01, 0.99, (50, 3)) * size
+    images = image_sources(size, sources)  # (50, 6, 3)
+    for wall in range(6):
+        axis, upper = divmod(wall, 2)
+        plane = size[axis] if upper else 0.0
+        np.testing.assert_allclose(image_sources(size, images[:, wall])[:, wall], sources, rtol=0, atol=1e-12)
+        others = [a for a in range(3) if a != axis]
+        np.testing.assert_array_equal(images[:, wall, others], sources[:, others])
+        np.testing.assert_allclose(images[:, wall, axis] - plane, plane - sources[:, axis], atol=1e-12)
 
 
 def test_node_node_distances_symmetric():

@@ -24,7 +24,7 @@ import pipeline  # noqa: E402
 from test_book import check_results_page  # noqa: E402
 
 from sdn.config import load_experiment  # noqa: E402
-from sdn.data import load_room_config  # noqa: E402
+from sdn.config import load_room_config  # noqa: E402
 from sdn.train import run_hash  # noqa: E402
 
 RESULTS = REPO / "results"

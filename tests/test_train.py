@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import sdn
-from sdn.config import ExperimentConfig, load_experiment
-from sdn.data import MeasuredRIR, RoomConfig
+from sdn.config import ExperimentConfig, RoomConfig, load_experiment
+from sdn.rir import MeasuredRIR
 from sdn.train import TrainingStopped, fit
 
 REPO = Path(__file__).resolve().parents[1]
