@@ -83,7 +83,7 @@ def unit_norm_targets(targets, model: SDN) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        (T,) or (P, T).
+        (T,) or (P, T), in the model's dtype.
 
     Raises
     ------
@@ -100,11 +100,12 @@ def unit_norm_targets(targets, model: SDN) -> torch.Tensor:
     if y.ndim != len(model.batch_shape) + 1 or tuple(y.shape[:-1]) != model.batch_shape or y.shape[-1] == 0:
         expected = "(T,)" if not model.batch_shape else f"(P, T) with P = {model.batch_shape[0]} positions"
         raise ValueError(f"targets must have shape {expected}, got {tuple(y.shape)}")
-    y = y.to(device=model.device, dtype=model.dtype)
+    # Normalised in the finer of the two precisions, then rounded once to the model's dtype.
+    y = y.to(device=model.device, dtype=torch.promote_types(y.dtype, model.dtype))
     norm = torch.linalg.vector_norm(y, dim=-1, keepdim=True)
     if not torch.all(torch.isfinite(y)) or torch.any(norm == 0):
         raise ValueError("every target must be finite and not silent")
-    return y / norm
+    return (y / norm).to(model.dtype)
 
 
 def train_step(model: SDN, targets: torch.Tensor, loss_fn, optimizer: torch.optim.Optimizer,

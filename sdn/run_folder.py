@@ -50,8 +50,9 @@ def prepare(run_dir: Path, expected_hash: str, resume: bool, overwrite: bool) ->
     resume : bool
         Continue the run in the folder: see :func:`read_state`.
     overwrite : bool
-        For a new run in a folder that holds files: delete those named in :data:`RUN_FILES` (and
-        temporary files of theirs) first, and leave any other file alone.
+        For a new run in a folder that holds files: delete those named in :data:`RUN_FILES` first,
+        and leave any other file alone. Temporary files of those names, left by a killed write,
+        are deleted in every case that goes on.
 
     Returns
     -------
@@ -68,18 +69,21 @@ def prepare(run_dir: Path, expected_hash: str, resume: bool, overwrite: bool) ->
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"{run_dir} is a file, not a run folder: choose another --out")
+    saved = None
     if resume:
-        return read_state(run_dir, expected_hash)
-    present = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
-    if present and not overwrite:
-        listed = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
-        raise RunFolderError(f"{run_dir} is not empty ({listed}): add --overwrite to replace the run in it, "
-                             f"--resume to continue it, or choose another --out")
+        saved = read_state(run_dir, expected_hash)
+    else:
+        present = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+        if present and not overwrite:
+            listed = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
+            raise RunFolderError(f"{run_dir} is not empty ({listed}): add --overwrite to replace the run in it, "
+                                 f"--resume to continue it, or choose another --out")
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
     for name in RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
         for leftover in run_dir.glob(f".{name}.*.tmp"):  # of a killed write
             leftover.unlink()
-    return None
+    return saved
 
 
 def read_state(run_dir: Path, expected_hash: str) -> dict:

@@ -51,14 +51,18 @@ def test_a_new_run_refuses_a_folder_that_holds_files(tmp_path, target):
     """A user's own files, one of them with one of our names, are never touched without overwrite."""
     (tmp_path / "metrics.json").write_text("my own notes")
     (tmp_path / "notes.txt").write_text("keep me")
+    (tmp_path / ".mine.tmp").write_text("keep me too")
+    (tmp_path / ".model.pt.k1ll3d.tmp").write_bytes(b"half a file")  # left by a killed write
+    before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(RunFolderError, match="is not empty .*metrics.json.*--overwrite") as info:
         run(tmp_path, target)
     assert str(tmp_path) in str(info.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "metrics.json").read_text() == "my own notes"
-    # --overwrite replaces our file names only
+    # --overwrite replaces our file names (and temporary files of theirs) only
     run(tmp_path, target, overwrite=True)
     assert "trained" in json.loads((tmp_path / "metrics.json").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*RUN_FILES, "notes.txt", ".mine.tmp"])
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
