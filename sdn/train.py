@@ -218,7 +218,8 @@ def fit(
         Continue from ``out/checkpoint.pt``, which must belong to the same run (same configs,
         any number of epochs); gives the same result, bit for bit, as an uninterrupted run.
     overwrite : bool
-        Start a new run in a folder that holds files: delete those of :data:`RUN_FILES` first.
+        Start a new run in a folder that holds files: delete those of
+        :data:`sdn.run_folder.RUN_FILES` first (and no other file).
     progress : bool
         Show a progress bar with the loss terms.
     target : sdn.data.MeasuredRIR, optional
@@ -247,6 +248,7 @@ def fit(
     Examples
     --------
     >>> from sdn.config import load_experiment
+    >>> from sdn.data import load_room_config
     >>> experiment = load_experiment("config/experiments/prior_fir0.yaml")  # doctest: +SKIP
     >>> room_config = load_room_config("config/rooms/homula_s1_r2hom1.yaml")  # doctest: +SKIP
     >>> result = fit(experiment, room_config, out="runs/prior_fir0", epochs=10)  # doctest: +SKIP
@@ -429,6 +431,10 @@ def main(argv=None) -> int:
     except (ValueError, IndexError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except (MemoryError, torch.cuda.OutOfMemoryError) as err:
+        print(f"error: out of memory ({_one_line(err, 200)}); use a shorter target, a smaller --eval-seconds "
+              f"or another --device", file=sys.stderr)
+        return 1
     except OSError as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 1

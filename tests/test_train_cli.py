@@ -175,3 +175,12 @@ def test_cuda_without_gpu_is_a_user_error(files, tmp_path, capsys):
     assert main(argv(files, tmp_path / "out", "--device", "cuda")) == 2
     assert "--device cpu" in one_error_line(capsys)
 
+
+
+def test_out_of_memory_is_one_line_with_status_1(files, tmp_path, capsys, monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\n(details)")
+
+    monkeypatch.setattr(sdn.train, "fit", exhausted)
+    assert main(argv(files, tmp_path / "out")) == 1
+    assert one_error_line(capsys).startswith("error: out of memory")
