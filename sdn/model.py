@@ -42,17 +42,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import closed_form
+from . import checkpoint, closed_form
+from .checkpoint import CheckpointError
 from .closed_form import PAIRS, Network
 from .convolution import overlap_add
 from .delays import DelayLine, fractional_line, line_gain, whole_sample_line
-from .fileio import atomic_path
 from .geometry import N_WALLS, SPEED_OF_SOUND, WALL_NAMES, Room
 from .stability import StabilityReport, UnstableSDNError, growth_ratio, passivity_certificate
 
 K = N_WALLS - 1  # neighbours per node
 _OFF_DIAGONAL = ~torch.eye(N_WALLS, dtype=torch.bool)
-CHECKPOINT_FORMAT = "sdn-checkpoint-v1"
+CHECKPOINT_FORMAT = "sdn-checkpoint-v2"  # v2: with a checksum and the run hash
 # Behaviours of the paper's released code, reproducible one by one:
 QUIRKS = {
     "buffer_truncation": "every delay line holds 512 samples: a longer line outputs nothing",
@@ -565,19 +565,28 @@ class SDN(nn.Module):
         return overlap_add(x, self.impulse_response(None, max_samples=x.shape[-1]))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the state_dict and the constructor config (atomically; loads with weights_only=True)."""
-        payload = {
-            "format": CHECKPOINT_FORMAT,
+    def save(self, path: str | os.PathLike, run_hash: str | None = None) -> None:
+        """Write the state_dict, config and dtype with their checksum, atomically (:mod:`sdn.checkpoint`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write; its folder is created.
+        run_hash : str, optional
+            Hash of the training run that produced the weights (``hash`` in the run folder's
+            ``config.json``, see :mod:`sdn.train`), stored so that the file names its run.
+        """
+        checkpoint.write(path, CHECKPOINT_FORMAT, {
             "config": self.config,
             "dtype": str(self.dtype).removeprefix("torch."),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-        }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+            "run_hash": run_hash,
+        })
 
     @classmethod
     def from_config(cls, config: dict, **kwargs) -> "SDN":
+        """A new SDN from the ``config`` attribute of one (as saved in checkpoints); ``kwargs`` add
+        constructor arguments such as ``dtype`` and ``device``."""
         cfg = dict(config)
         room = cfg.pop("room")
         room = Room(**room) if isinstance(room, dict) else [Room(**r) for r in room]
@@ -585,17 +594,47 @@ class SDN(nn.Module):
 
 
 def load(path: str | os.PathLike, device: torch.device | str | None = None) -> SDN:
-    """Rebuild an SDN saved by :meth:`SDN.save` (safe ``torch.load(weights_only=True)``)."""
+    """Rebuild an SDN saved by :meth:`SDN.save`, after verifying the file.
+
+    The checksum is checked, the model is built from the saved config (geometry included) and the
+    stored distances must equal that geometry (:func:`sdn.checkpoint.load_state`). Loading uses
+    ``torch.load(weights_only=True)``: no code from the file runs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :meth:`SDN.save`.
+    device : torch.device or str, optional
+        Where to put the model (default: the CPU).
+
+    Returns
+    -------
+    SDN
+        With the saved dtype, config and weights.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is not a file.
+    sdn.checkpoint.CheckpointError
+        (a ``ValueError``) When the file is truncated, corrupt, incomplete (no ``config``,
+        ``dtype`` or ``state_dict``), foreign, or inconsistent with its own config; the message
+        names the file.
+
+    Examples
+    --------
+    >>> model.save("model.pt")  # doctest: +SKIP
+    >>> model = sdn.load("model.pt")  # doctest: +SKIP
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no SDN checkpoint at {path}")
+    remedy = "save the model again, or rerun the training that wrote it"
+    payload = checkpoint.read(path, CHECKPOINT_FORMAT, ("config", "dtype", "state_dict"), "an SDN checkpoint", remedy)
+    dtype = {"float32": torch.float32, "float64": torch.float64}.get(payload["dtype"])
+    if dtype is None:
+        raise CheckpointError(f"{path}: dtype {payload['dtype']!r} is not float32 or float64; {remedy}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path} is not a readable SDN checkpoint: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an SDN checkpoint (expected format {CHECKPOINT_FORMAT!r})")
-    dtype = getattr(torch, payload["dtype"])
-    model = SDN.from_config(payload["config"], dtype=dtype, device=device)
-    model.load_state_dict(payload["state_dict"])
+        model = SDN.from_config(payload["config"], dtype=dtype, device=device)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise CheckpointError(f"{path}: its config does not describe an SDN ({err}); {remedy}") from err
+    checkpoint.load_state(model, payload["state_dict"], path, remedy)
     return model

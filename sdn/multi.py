@@ -1,15 +1,16 @@
-"""One SDN per room: room parameters shared by several source/microphone positions.
+r"""One SDN per room: room parameters shared by several source/microphone positions.
 
 An SDN is built from the geometry of a room and one source/microphone pair; what it learns (wall
 filters ``H_k``, junction admittances ``y_k``, pressure-extraction weights ``w_k``) describes the
 room, not the pair. :func:`fit_positions` fits one such set of parameters to the RIRs of P
 positions at once: the model is one batched :class:`sdn.SDN` over P rooms of the same size, whose
 closed form returns all P impulse responses in one call, and each epoch takes one full-batch Adam
-step on the loss averaged over positions,
+step (:func:`sdn.optimisation.train_step`) on the loss averaged over positions,
 
-    L = (1/P) sum_p [0.5 L_EDC(h_p, t_p) + L_EDR(h_p, t_p) + L_EDP(h_p, t_p)],
+.. math:: L = \frac{1}{P} \sum_{p=1}^{P} \left[0.5\, L_\mathrm{EDC}(h_p, t_p) + L_\mathrm{EDR}(h_p, t_p)
+          + L_\mathrm{EDP}(h_p, t_p)\right],
 
-with prediction ``h_p`` and target ``t_p`` each normalised to unit norm (as in :mod:`sdn.train`).
+with prediction :math:`h_p` and target :math:`t_p` each normalised to unit norm (as in :mod:`sdn.train`).
 There is no Python loop over positions. :func:`transfer` moves the fitted parameters to other
 positions of the same room (the generalisation experiment of ``notebooks/06_generalisation``).
 
@@ -27,7 +28,7 @@ import torch
 from .geometry import Room
 from .losses import SDNLoss
 from .model import SDN
-from .train import Diverged, _progress, _render, train_step
+from .optimisation import Diverged, progress_bar, train_step, unit_norm_render, unit_norm_targets
 
 log = logging.getLogger(__name__)
 SHARED_PARAMETERS = ("wall_logit", "wall_taps", "log_admittance", "log_extraction_weights")
@@ -40,21 +41,8 @@ def _rooms(rooms) -> list[Room]:
     return rooms
 
 
-def unit_norm_targets(targets, n_positions: int) -> torch.Tensor:
-    """Targets as a float32 tensor (P, T), each row scaled to unit norm."""
-    y = torch.as_tensor(targets, dtype=torch.float32)
-    if y.ndim == 1:
-        y = y[None]
-    if y.ndim != 2 or y.shape[0] != n_positions:
-        raise ValueError(f"targets must have shape (P, T) with P = {n_positions} positions, got {tuple(y.shape)}")
-    norm = torch.linalg.vector_norm(y, dim=-1, keepdim=True)
-    if not torch.all(torch.isfinite(y)) or torch.any(norm == 0):
-        raise ValueError("every target must be finite and not silent")
-    return y / norm
-
-
 def fit_positions(
-    rooms: Sequence[Room],
+    rooms: Room | Sequence[Room],
     targets,
     model_kwargs: dict | None = None,
     epochs: int = 300,
@@ -67,24 +55,43 @@ def fit_positions(
 
     Parameters
     ----------
-    rooms : P :class:`sdn.Room` of the same size (source/microphone pairs); a single
-        :class:`sdn.Room` gives an unbatched model (renders (T,)), like :func:`sdn.train.fit`.
-    targets : (P, T) array or tensor, the RIRs in the order of ``rooms`` (normalised here);
-        (T,) for a single room.
-    model_kwargs : keyword arguments of :class:`sdn.SDN` (sample_rate, fir_order, alpha, ...);
-        ``dtype``/``device`` are allowed. The loss uses the model's sample rate.
-    epochs, lr, seed : full-batch Adam, as the paper (300 epochs, 0.01, 42).
-    loss_weights : (EDC, EDR, EDP) weights of :class:`sdn.losses.SDNLoss`.
-    progress : progress bar with the loss.
+    rooms : sdn.Room or sequence of sdn.Room
+        P source/microphone pairs in rooms of one size; a single :class:`sdn.Room` gives an
+        unbatched model (renders of shape (T,)), like :func:`sdn.train.fit`.
+    targets : array_like or torch.Tensor
+        The measured RIRs in the order of ``rooms``, (P, T), or (T,) for a single room; any scale
+        (each is normalised to unit norm), converted to the model's dtype.
+    model_kwargs : dict, optional
+        Keyword arguments of :class:`sdn.SDN` (``sample_rate``, ``fir_order``, ``alpha``, ...,
+        ``dtype``, ``device``). The loss uses the model's sample rate.
+    epochs : int
+        Number of full-batch steps (the paper: 300).
+    lr : float
+        Adam learning rate (the paper: 0.01).
+    seed : int
+        Seed of torch's random generator, set before the model is built.
+    loss_weights : tuple of float
+        (EDC, EDR, EDP) weights of :class:`sdn.losses.SDNLoss`.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
-    model : the batched SDN (P positions; unbatched for a single Room) with the fitted parameters.
-    history : one dict per completed epoch: ``epoch``, ``edc``, ``edr``, ``edp``, ``total`` (means
-        over positions, evaluated before that epoch's step) and ``seconds``.
+    model : sdn.SDN
+        The batched SDN (P positions; unbatched for a single Room) with the fitted parameters.
+    history : list of dict
+        One dict per completed epoch: ``epoch``, ``edc``, ``edr``, ``edp``, ``total`` (means over
+        positions, evaluated before that epoch's step) and ``seconds``.
 
+    Notes
+    -----
     If the model becomes unstable or the loss non-finite, training stops, the weights of the last
     finite loss are restored and a warning is logged; ``len(history) < epochs`` then tells.
+
+    Examples
+    --------
+    >>> model, history = fit_positions(rooms, rirs, {"fir_order": 6}, epochs=300)  # doctest: +SKIP
+    >>> held_out = transfer(model, other_rooms)  # doctest: +SKIP
     """
     single = isinstance(rooms, Room)
     rooms = _rooms(rooms)
@@ -92,14 +99,12 @@ def fit_positions(
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     torch.manual_seed(seed)
     model = SDN(rooms[0] if single else rooms, **(model_kwargs or {}))
-    y = unit_norm_targets(targets, len(rooms)).to(device=model.device, dtype=model.dtype)
-    if single:
-        y = y[0]
+    y = unit_norm_targets(targets, model)
     loss_fn = SDNLoss(model.sample_rate, weights=loss_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict] = []
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    for epoch in _progress(range(epochs), progress, f"{len(rooms)} positions"):
+    for epoch in progress_bar(range(epochs), progress, f"{len(rooms)} positions"):
         try:
             row, last_good = train_step(model, y, loss_fn, optimizer, epoch)
         except Diverged as err:
@@ -114,8 +119,25 @@ def transfer(model: SDN, rooms) -> SDN:
     """A new SDN at other positions of the same room with ``model``'s room parameters.
 
     The wall filters, admittances and extraction weights are copied (detached); the geometry comes
-    from ``rooms`` (one :class:`sdn.Room` or a sequence, of the model's room size). Models with
-    distance correction are refused: their corrections belong to the positions they were fitted at.
+    from ``rooms``.
+
+    Parameters
+    ----------
+    model : sdn.SDN
+        A fitted model without distance correction (its corrections belong to the positions it
+        was fitted at).
+    rooms : sdn.Room or sequence of sdn.Room
+        The new positions, in a room of the model's size.
+
+    Returns
+    -------
+    sdn.SDN
+        Unbatched for one Room, batched otherwise; the model's dtype and device.
+
+    Raises
+    ------
+    ValueError
+        For a model with distance correction, or rooms of another size.
     """
     if model.config["distance_correction"]:
         raise ValueError("cannot transfer a model with distance correction: its corrections are per "
@@ -134,9 +156,24 @@ def transfer(model: SDN, rooms) -> SDN:
 
 
 def position_losses(model: SDN, targets, loss_weights: tuple[float, float, float] = (0.5, 1.0, 1.0)) -> dict:
-    """Loss terms per position, each a tensor (P,): the model's unit-norm renders against ``targets``."""
+    """Loss terms per position: the model's unit-norm renders against unit-norm ``targets``.
+
+    Parameters
+    ----------
+    model : sdn.SDN
+        P positions (or one, unbatched).
+    targets : array_like or torch.Tensor
+        (P, T), or (T,) for an unbatched model.
+    loss_weights : tuple of float
+        (EDC, EDR, EDP) weights of :class:`sdn.losses.SDNLoss`.
+
+    Returns
+    -------
+    dict
+        ``edc``, ``edr``, ``edp`` and ``total``, each a tensor (P,) (P = 1 for an unbatched model).
+    """
     p = model.batch_shape[0] if model.batch_shape else 1
-    y = unit_norm_targets(targets, p).to(device=model.device, dtype=model.dtype)
+    y = unit_norm_targets(targets, model).reshape(p, -1)
     with torch.no_grad():
-        h = _render(model, y.shape[-1]).reshape(p, -1)
+        h = unit_norm_render(model, y.shape[-1]).reshape(p, -1)
         return SDNLoss(model.sample_rate, weights=loss_weights, reduction="none")(h, y)

@@ -2,56 +2,81 @@
 
 Full-batch Adam on one target: each epoch renders the SDN's impulse response in closed form at
 the target's length, normalises both to unit norm and takes one step on the weighted loss of
-:mod:`sdn.losses`. A run folder holds everything needed to inspect, reproduce and resume it::
+:mod:`sdn.losses` (:func:`sdn.optimisation.train_step`). A run folder holds everything needed to
+inspect, reproduce and resume one run::
 
-    config.json    resolved experiment + room config, package versions, config hash
+    config.json    resolved experiment + room config, package versions, hashes
     history.csv    per-epoch loss terms and total
-    checkpoint.pt  model + optimiser + history (for --resume)
+    checkpoint.pt  model + optimiser + history (for --resume), every checkpoint_every epochs
     model.pt       final weights, best.pt lowest-loss weights (sdn.load)
     ir.wav         final impulse response (float32 WAV, unit norm)
     metrics.json   acoustic parameters and errors of the target, initial and trained model
 
+A run folder belongs to exactly one run. ``hash`` in ``config.json`` (:func:`run_hash`) ties the
+results to the experiment and room configs; ``resume_hash`` (:func:`resume_hash`) is the same
+without the number of epochs, so that a run can be resumed for more epochs. Every ``.pt`` file
+stores the run's hash and a checksum of its content (:mod:`sdn.checkpoint`). A new run refuses a
+folder that is not empty unless ``overwrite`` is given, which first deletes the files above (and
+only those); ``resume`` refuses a checkpoint of another run, naming both hashes. Every file is
+written atomically, so an interrupted run leaves the files of its last completed write.
+
 Command line::
 
     python -m sdn.train --config config/experiments/prior_fir0.yaml \\
-        --room config/rooms/homula_s1_r2hom1.yaml [--epochs N] [--device cpu|cuda] [--out DIR] [--resume]
+        --room config/rooms/homula_s1_r2hom1.yaml [--epochs N] [--device cpu|cuda] [--out DIR] \\
+        [--resume | --overwrite]
+
+Exit status: 0 done; 1 training stopped (unstable model or non-finite loss; the folder keeps the
+last good weights) or a system error (disk full, ...); 2 a user error (bad option, config or run
+folder, corrupt checkpoint), reported in one line; 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
+import math
 import platform
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, run_folder
 from .baselines import absorption_from_reverberation_time
 from .config import ExperimentConfig, RoomConfig, config_hash, load_experiment, load_room_config
 from .evaluation import evaluate
-from .fileio import atomic_path, write_text
+from .fileio import write_text
 from .losses import SDNLoss
 from .model import SDN
+from .optimisation import Diverged, progress_bar, train_step, unit_norm_render, unit_norm_targets
 from .stability import UnstableSDNError
 
 log = logging.getLogger(__name__)
-HISTORY_FIELDS = ("epoch", "edc", "edr", "edp", "total", "seconds")
 EVAL_SECONDS = 20.0  # length of the renders whose acoustic parameters are reported
-
-
-class TrainingStopped(RuntimeError):
-    """The loss became non-finite or the model unstable; the run folder keeps the last good weights."""
 
 
 @dataclass
 class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    model : sdn.SDN
+        The trained model (the last weights).
+    history : list of dict
+        One row per epoch: ``epoch``, ``edc``, ``edr``, ``edp``, ``total``, ``seconds``.
+    metrics : dict
+        ``target``, ``initial`` and ``trained`` entries of :func:`sdn.evaluation.evaluate` plus the
+        loss terms, ``stopped`` (None) and ``best_epoch``.
+    run_dir : pathlib.Path or None
+        The run folder, None when run in memory.
+    config : dict
+        The resolved configuration written to ``config.json``.
+    """
+
     model: SDN
     history: list
     metrics: dict
@@ -60,7 +85,22 @@ class FitResult:
 
 
 def resolve_alpha(experiment: ExperimentConfig, room_config: RoomConfig, target_rt60: float) -> float:
-    """The model's initial absorption: the configured number, or Sabine/Eyring from the target's T30."""
+    """The model's initial uniform absorption.
+
+    Parameters
+    ----------
+    experiment : sdn.config.ExperimentConfig
+        Its ``model.alpha`` is a number, or ``"sabine"`` / ``"eyring"``.
+    room_config : RoomConfig
+        The room whose volume and surface enter the formula.
+    target_rt60 : float
+        The target's reverberation time (T30), in seconds.
+
+    Returns
+    -------
+    float
+        The configured number, or the absorption that makes that formula give ``target_rt60``.
+    """
     alpha = experiment.model.alpha
     if isinstance(alpha, str):
         return absorption_from_reverberation_time(alpha, target_rt60, room_config.room, c=experiment.model.c)
@@ -73,6 +113,7 @@ def build_model(experiment: ExperimentConfig, room_config: RoomConfig, alpha: fl
 
 
 def versions() -> dict:
+    """Versions of sdn, Python, torch, numpy and scipy and the platform, for ``config.json``."""
     import scipy
 
     return {
@@ -86,54 +127,39 @@ def versions() -> dict:
 
 
 def run_hash(experiment: ExperimentConfig, room_config: RoomConfig) -> str:
-    """Hash tying a run folder to the experiment and room configs it was run with."""
+    """Hash tying a run's results to the experiment and room configs it was run with.
+
+    Parameters
+    ----------
+    experiment : sdn.config.ExperimentConfig
+        The experiment, with the number of epochs actually run.
+    room_config : RoomConfig
+        The room and its target.
+
+    Returns
+    -------
+    str
+        16 hexadecimal digits (``hash`` in ``config.json``; stored in ``model.pt`` and ``best.pt``).
+    """
     return config_hash({"experiment": experiment.to_dict(), "room": room_config.to_dict()})
 
 
-def _render(model: SDN, n: int) -> torch.Tensor:
-    """Impulse response(s) of ``n`` samples, each position normalised to unit norm: (..., n)."""
-    h = model.impulse_response(n)
-    return h / torch.linalg.vector_norm(h, dim=-1, keepdim=True)
+def resume_hash(experiment: ExperimentConfig, room_config: RoomConfig) -> str:
+    """:func:`run_hash` without the number of epochs: the identity of a run across resumes.
 
-
-class Diverged(RuntimeError):
-    """A training step met an unstable model or a non-finite loss; the message names the epoch."""
-
-
-def train_step(model: SDN, y: torch.Tensor, loss_fn, optimizer, epoch: int) -> tuple[dict, dict]:
-    """One full-batch step on unit-norm renders against targets ``y`` (..., T).
-
-    Returns the history row (loss terms before the step, seconds) and the weights that produced
-    that loss (a copy of the state before the step). Raises :class:`Diverged` instead of stepping
-    when the model is unstable or the loss is not finite.
+    Stored in ``config.json`` and ``checkpoint.pt``; ``--resume`` requires it to match.
     """
-    started = time.perf_counter()
-    optimizer.zero_grad()
+    return run_hash(experiment.replace(training={"epochs": 0}), room_config)
+
+
+def _device(device) -> torch.device:
     try:
-        terms = loss_fn(_render(model, y.shape[-1]), y)
-    except UnstableSDNError as err:
-        raise Diverged(f"epoch {epoch}: {err}") from err
-    if not torch.isfinite(terms["total"]):
-        raise Diverged(f"epoch {epoch}: non-finite loss {({k: v.item() for k, v in terms.items()})}")
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    terms["total"].backward()
-    optimizer.step()
-    row = {"epoch": epoch, **{k: terms[k].item() for k in ("edc", "edr", "edp", "total")},
-           "seconds": time.perf_counter() - started}
-    return row, state
-
-
-def _write_history(path: Path, history: list) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(path, buffer.getvalue())
-
-
-def _save_checkpoint(path: Path, model, optimizer, history, best) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history, "best": best}, tmp)
+        device = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device: use cpu or cuda") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False: use --device cpu")
+    return device
 
 
 def fit(
@@ -143,49 +169,91 @@ def fit(
     epochs: int | None = None,
     device: str | torch.device | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     target=None,
     eval_seconds: float = EVAL_SECONDS,
 ) -> FitResult:
     """Fit (or, with 0 epochs, just evaluate) the experiment's SDN on the room's measured target.
 
+    The model's dtype is torch's default dtype (float32 unless
+    ``torch.set_default_dtype`` says otherwise); the target is converted to it.
+
     Parameters
     ----------
-    experiment, room_config : from :func:`sdn.config.load_experiment` and
-        :func:`sdn.config.load_room_config`.
-    out : run folder (created); None keeps everything in memory.
-    epochs : overrides ``experiment.training.epochs``.
-    device : "cpu", "cuda", a torch.device, or None (CPU).
-    resume : continue from ``out/checkpoint.pt``; gives the same result as an uninterrupted run.
-    progress : show a progress bar with the loss terms.
-    target : a preloaded :class:`sdn.rir.MeasuredRIR` (default: ``room_config.load_target``).
-    eval_seconds : length of the renders whose acoustic parameters are reported (at least the
+    experiment : sdn.config.ExperimentConfig
+        Model, training and loss settings (:func:`sdn.config.load_experiment`).
+    room_config : RoomConfig
+        Geometry and measured target (``load_room_config``).
+    out : str or pathlib.Path, optional
+        Run folder (created). It must be empty or absent unless ``resume`` or ``overwrite``.
+        None keeps everything in memory.
+    epochs : int, optional
+        Total number of epochs; overrides ``experiment.training.epochs``.
+    device : str or torch.device, optional
+        ``"cpu"`` (default) or ``"cuda"``.
+    resume : bool
+        Continue from ``out/checkpoint.pt``, which must belong to the same run (same configs,
+        any number of epochs); gives the same result, bit for bit, as an uninterrupted run.
+    overwrite : bool
+        Start a new run in a folder that holds files: delete those of
+        :data:`sdn.run_folder.RUN_FILES` first (and no other file).
+    progress : bool
+        Show a progress bar with the loss terms.
+    target : sdn.rir.MeasuredRIR, optional
+        A preloaded target (default: ``room_config.load_target``).
+    eval_seconds : float
+        Length, in seconds, of the renders whose acoustic parameters are reported (at least the
         target's length); long enough for the untrained SDN's T30 of about 15 s to be measured.
+
+    Returns
+    -------
+    FitResult
+        The model, history, metrics, run folder and resolved config.
 
     Raises
     ------
-    TrainingStopped when the loss becomes non-finite or the model unstable, after saving the last
-    good weights, the history and the metrics so far.
+    sdn.run_folder.RunFolderError
+        When ``out`` is a file, is not empty for a new run, or holds another run's checkpoint.
+    sdn.checkpoint.CheckpointError
+        When resuming from a truncated, corrupt or foreign ``checkpoint.pt``.
+    sdn.optimisation.Diverged
+        When the loss becomes non-finite or the model unstable, after saving the last good
+        weights, the history and the metrics so far.
+    ValueError
+        For a device that is not available, or ``resume`` together with ``overwrite``.
+
+    Examples
+    --------
+    >>> from sdn.config import load_experiment
+    >>> from sdn.data import load_room_config
+    >>> experiment = load_experiment("config/experiments/prior_fir0.yaml")  # doctest: +SKIP
+    >>> room_config = load_room_config("config/rooms/homula_s1_r2hom1.yaml")  # doctest: +SKIP
+    >>> result = fit(experiment, room_config, out="runs/prior_fir0", epochs=10)  # doctest: +SKIP
+    >>> result.history[-1]["total"] < result.history[0]["total"]  # doctest: +SKIP
+    True
     """
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: resume continues the run in the folder, "
+                         "overwrite replaces it")
     if epochs is not None:
         experiment = experiment.replace(training={"epochs": int(epochs)})
-    device = torch.device(device or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False")
+    device = _device(device)
     run_dir = Path(out) if out is not None else None
-    if resume and (run_dir is None or not (run_dir / "checkpoint.pt").is_file()):
-        raise FileNotFoundError(f"cannot resume: no checkpoint.pt in {run_dir}")
+    if resume and run_dir is None:
+        raise ValueError("resume needs a run folder (out)")
+    hashes = {"run_hash": run_hash(experiment, room_config), "resume_hash": resume_hash(experiment, room_config)}
+    saved = None if run_dir is None else run_folder.prepare(run_dir, hashes["resume_hash"], resume, overwrite)
 
     torch.manual_seed(experiment.training.seed)
     fs = experiment.model.sample_rate
     target = target if target is not None else room_config.load_target(sample_rate=fs)
     if target.sample_rate != fs:
         raise ValueError(f"target sample rate {target.sample_rate} Hz differs from the model's {fs} Hz")
-    y = target.signal.to(device=device, dtype=torch.float32)
-    y = y / torch.linalg.vector_norm(y)
-    n = y.shape[-1]
-    alpha = resolve_alpha(experiment, room_config, target.rt60 if target.rt60 else _rt60(y, fs))
+    alpha = resolve_alpha(experiment, room_config, target.rt60 if target.rt60 else _rt60(target.signal, fs))
     model = build_model(experiment, room_config, alpha, device)
+    y = unit_norm_targets(target.signal, model)
+    n = y.shape[-1]
     loss_fn = SDNLoss(fs, weights=(experiment.loss.edc, experiment.loss.edr, experiment.loss.edp))
     optimizer = torch.optim.Adam(model.parameters(), lr=experiment.training.lr)
 
@@ -193,34 +261,27 @@ def fit(
         "experiment": experiment.to_dict(),
         "room": room_config.to_dict(),
         "resolved": {"alpha": alpha, "target": target.metadata(), "n_samples": n},
+        "hash": hashes["run_hash"],
+        "resume_hash": hashes["resume_hash"],
+        "versions": versions(),
     }
-    resolved["hash"] = run_hash(experiment, room_config)
-    # Resuming may extend the number of epochs; everything else must be the same run.
-    resolved["resume_hash"] = run_hash(experiment.replace(training={"epochs": 0}), room_config)
-    resolved["versions"] = versions()
     initial = _model_metrics(model, y, loss_fn, eval_seconds)
     history, best = [], None
-    if resume:
-        previous = json.loads((run_dir / "config.json").read_text())
-        if previous.get("resume_hash") != resolved["resume_hash"]:
-            raise ValueError(f"cannot resume {run_dir}: it was run with another configuration "
-                             f"(hash {previous.get('resume_hash')} != {resolved['resume_hash']})")
-        state = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history, best = state["history"], state["best"]
+    if saved is not None:
+        run_folder.restore(model, optimizer, saved, run_dir / "checkpoint.pt")
+        history, best = saved["history"], saved["best"]
     if run_dir is not None:
         write_text(run_dir / "config.json", json.dumps(resolved, indent=2))
 
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    stop_reason = None
+    stopped = None
     epochs_total = experiment.training.epochs
-    bar = _progress(range(len(history), epochs_total), progress, experiment.name)
+    bar = progress_bar(range(len(history), epochs_total), progress, experiment.name)
     for epoch in bar:
         try:
             row, last_good = train_step(model, y, loss_fn, optimizer, epoch)
         except Diverged as err:
-            stop_reason = str(err)
+            stopped = err
             break
         history.append(row)
         if best is None or row["total"] < best["total"]:
@@ -228,33 +289,24 @@ def fit(
         if hasattr(bar, "set_postfix"):
             bar.set_postfix({k: f"{row[k]:.4f}" for k in ("total", "edc", "edr", "edp")})
         if run_dir is not None and ((epoch + 1) % experiment.training.checkpoint_every == 0 or epoch + 1 == epochs_total):
-            _save_checkpoint(run_dir / "checkpoint.pt", model, optimizer, history, best)
+            run_folder.save_checkpoint(run_dir / "checkpoint.pt", hashes, model, optimizer, history, best)
 
-    if stop_reason is not None:
+    if stopped is not None:
         model.load_state_dict(last_good)  # weights that produced the last finite loss
     metrics = {"target": evaluate(y, None, fs), "initial": initial, "trained": _model_metrics(model, y, loss_fn, eval_seconds)}
-    metrics["stopped"] = stop_reason
+    metrics["stopped"] = None if stopped is None else str(stopped)
     metrics["best_epoch"] = None if best is None else best["epoch"]
     if run_dir is not None:
-        _write_outputs(run_dir, model, best, history, metrics, n)
-    if stop_reason is not None:
-        raise TrainingStopped(f"training stopped at {stop_reason}; last good weights kept"
-                              + (f" in {run_dir}" if run_dir else ""))
+        run_folder.write_outputs(run_dir, model, best, history, metrics, n, hashes["run_hash"])
+    if stopped is not None:
+        raise stopped
     return FitResult(model=model, history=history, metrics=metrics, run_dir=run_dir, config=resolved)
 
 
-def _rt60(y: torch.Tensor, fs: int) -> float:
+def _rt60(signal: torch.Tensor, fs: int) -> float:
     from .acoustics import reverberation_time
 
-    return float(reverberation_time(y.detach().cpu(), fs, decay="T30"))
-
-
-def _progress(iterable, enabled: bool, name: str):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=name, unit="epoch", leave=False)
+    return float(reverberation_time(signal.detach().cpu(), fs, decay="T30"))
 
 
 def _model_metrics(model: SDN, y: torch.Tensor, loss_fn, eval_seconds: float) -> dict:
@@ -267,52 +319,103 @@ def _model_metrics(model: SDN, y: torch.Tensor, loss_fn, eval_seconds: float) ->
     n = y.shape[-1]
     with torch.no_grad():
         try:
-            h, stable = _render(model, max(n, int(eval_seconds * model.sample_rate))), True
+            h, stable = unit_norm_render(model, max(n, int(eval_seconds * model.sample_rate))), True
         except UnstableSDNError:
-            h, stable = _render(model, n), False
+            h, stable = unit_norm_render(model, n), False
         entry = {**evaluate(h, y, model.sample_rate), "stable": stable}
-        entry.update({f"loss_{k}": v.item() for k, v in loss_fn(_render(model, n), y).items()})
+        entry.update({f"loss_{k}": v.item() for k, v in loss_fn(unit_norm_render(model, n), y).items()})
     return entry
 
 
-def _write_outputs(run_dir: Path, model: SDN, best, history, metrics, n: int) -> None:
-    import soundfile as sf
+def _one_line(err: BaseException, limit: int = 600) -> str:
+    """An exception's message on one line, at most ``limit`` characters."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
-    model.save(run_dir / "model.pt")
-    if best is not None:
-        best_model = SDN.from_config(model.config, dtype=model.dtype)
-        best_model.load_state_dict(best["state"])
-        best_model.save(run_dir / "best.pt")
-    _write_history(run_dir / "history.csv", history)
-    with torch.no_grad():
-        ir = _render(model, n).cpu().numpy()
-    with atomic_path(run_dir / "ir.wav") as tmp:
-        sf.write(str(tmp), ir.astype(np.float32), int(model.sample_rate), subtype="FLOAT", format="WAV")
-    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
+
+def _interrupted_note(out: Path | None) -> str:
+    """What an interrupted run left behind and how to go on, in one line."""
+    try:
+        done = None if out is None else run_folder.saved_epochs(out)
+    except (OSError, ValueError):
+        return f"interrupted; {out / 'checkpoint.pt'} cannot be read: {run_folder.START_AGAIN}"
+    if done is None:
+        return "interrupted before the first checkpoint: run the same command again, with --overwrite"
+    return f"interrupted; {out / 'checkpoint.pt'} holds {done} epochs: run the same command with --resume to continue"
+
+
+def _read_config(option: str, loader, path: str):
+    """``loader(path)``, with any error of the file turned into a ValueError naming ``option``."""
+    import yaml
+
+    try:
+        return loader(path)
+    except OSError as err:
+        raise ValueError(f"{option}: {err}; check the path") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"{option}: {path} is not valid YAML ({err}); fix the file") from err
+    except ValueError as err:
+        raise ValueError(f"{option}: {err}") from err
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def main(argv=None) -> int:
+    """The command line (see the module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m sdn.train", description="Fit an SDN to a measured RIR.")
     parser.add_argument("--config", required=True, help="experiment YAML (config/experiments/*.yaml)")
     parser.add_argument("--room", required=True, help="room YAML (config/rooms/*.yaml)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the configured number of epochs")
+    parser.add_argument("--epochs", type=_count, default=None, help="override the configured number of epochs")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default=None, help="run folder (default runs/<experiment>_<room>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    parser.add_argument("--eval-seconds", type=float, default=EVAL_SECONDS,
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="start a new run in a folder that holds files, deleting the previous run's files")
+    parser.add_argument("--eval-seconds", type=_seconds, default=EVAL_SECONDS,
                         help="length of the renders evaluated for T30/EDT/C50 (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = None
     try:
-        experiment = load_experiment(args.config)
-        room_config = load_room_config(args.room)
-        out = args.out or f"runs/{experiment.name}_{room_config.name}"
-        result = fit(experiment, room_config, out=out, epochs=args.epochs, device=args.device,
-                     resume=args.resume, progress=not args.quiet, eval_seconds=args.eval_seconds)
-    except (FileNotFoundError, ValueError, TrainingStopped, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        experiment = _read_config("--config", load_experiment, args.config)
+        room_config = _read_config("--room", load_room_config, args.room)
+        out = Path(args.out or f"runs/{experiment.name}_{room_config.name}")
+        result = fit(experiment, room_config, out=out, epochs=args.epochs, device=args.device, resume=args.resume,
+                     overwrite=args.overwrite, progress=not args.quiet, eval_seconds=args.eval_seconds)
+    except KeyboardInterrupt:
+        print(_interrupted_note(out), file=sys.stderr)
+        return 130
+    except Diverged as err:
+        print(f"error: training stopped at {_one_line(err)}; the last good weights are in {out}", file=sys.stderr)
+        return 1
+    except (ValueError, IndexError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except (MemoryError, torch.cuda.OutOfMemoryError) as err:
+        print(f"error: out of memory ({_one_line(err, 200)}); use a shorter target, a smaller --eval-seconds "
+              f"or another --device", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 1
     trained = result.metrics["trained"]
     print(f"{experiment.name} on {room_config.name}: loss {trained['loss_total']:.4f}, "
           f"EDC error {trained['edc_error_db']:.2f} dB -> {out}")

@@ -91,3 +91,26 @@ def test_a_single_room_gives_an_unbatched_model():
     model, history = fit_positions(ROOMS[0], y, epochs=1, progress=False)
     assert model.batch_shape == () and model.impulse_response(1000).shape == (1000,)
     assert history[0]["total"] == pytest.approx(position_losses(sdn.SDN(ROOMS[0]), y)["total"].item(), rel=1e-5)
+
+
+def test_float64_targets_reach_a_float64_model_unrounded():
+    """The model's dtype drives the targets' (they were rounded through float32 before)."""
+    rooms = ROOMS[:2]
+    y = targets(rooms, n=1000, dtype=torch.float64) + 1e-3 * torch.randn(2, 1000, dtype=torch.float64,
+                                                                        generator=torch.Generator().manual_seed(3))
+    model, history = fit_positions(rooms, y, {"dtype": torch.float64}, epochs=1, progress=False)
+    assert model.dtype == torch.float64
+    with torch.no_grad():
+        h = sdn.SDN(rooms, dtype=torch.float64).impulse_response(1000)
+        expected = SDNLoss(16000)(h / h.norm(dim=-1, keepdim=True), y / y.norm(dim=-1, keepdim=True))["total"].item()
+    assert history[0]["total"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_targets_must_fit_the_model():
+    model = sdn.SDN(ROOMS[:2])
+    with pytest.raises(TypeError, match="real"):
+        position_losses(model, torch.ones(2, 100, dtype=torch.complex64))
+    with pytest.raises(ValueError, match=r"\(P, T\) with P = 2"):
+        position_losses(model, torch.ones(3, 100))
+    with pytest.raises(ValueError, match=r"\(T,\)"):
+        position_losses(sdn.SDN(ROOMS[0]), torch.ones(2, 100))

@@ -12,8 +12,10 @@ import torch
 
 import sdn
 from sdn.config import ExperimentConfig, RoomConfig, load_experiment
+from sdn.optimisation import Diverged
 from sdn.rir import MeasuredRIR
-from sdn.train import TrainingStopped, fit
+from sdn.run_folder import RunFolderError
+from sdn.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
 ROOM = sdn.Room((3.0, 4.0, 2.5), (1.0, 1.2, 1.3), (2.1, 2.9, 1.4))
@@ -89,10 +91,13 @@ def test_same_seed_same_history_and_resume_equals_uninterrupted(tmp_path):
 
 def test_resume_refuses_another_configuration(tmp_path):
     target = synthetic_target()
-    fit(experiment(epochs=3), ROOM_CONFIG, out=tmp_path, target=target, progress=False, eval_seconds=1.0)
-    with pytest.raises(ValueError, match="another configuration"):
-        fit(experiment(lr=0.1), ROOM_CONFIG, out=tmp_path, target=target, progress=False, eval_seconds=1.0, resume=True)
-    with pytest.raises(FileNotFoundError, match="checkpoint"):
+    first = fit(experiment(epochs=3), ROOM_CONFIG, out=tmp_path, target=target, progress=False, eval_seconds=1.0)
+    other = experiment(lr=0.1)
+    with pytest.raises(RunFolderError, match="belongs to run") as info:
+        fit(other, ROOM_CONFIG, out=tmp_path, target=target, progress=False, eval_seconds=1.0, resume=True)
+    assert first.config["resume_hash"] in str(info.value)
+    assert sdn.train.resume_hash(other, ROOM_CONFIG) in str(info.value)
+    with pytest.raises(RunFolderError, match="no .*checkpoint.pt"):
         fit(experiment(), ROOM_CONFIG, out=tmp_path / "empty", target=target, progress=False, eval_seconds=1.0, resume=True)
 
 
@@ -108,7 +113,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, monkeypatch
         return terms
 
     monkeypatch.setattr(sdn.train.SDNLoss, "forward", flaky)
-    with pytest.raises(TrainingStopped, match="epoch 3: non-finite loss"):
+    with pytest.raises(Diverged, match="epoch 3: non-finite loss"):
         fit(experiment(), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, eval_seconds=1.0)
     history = read_history(tmp_path)
     assert [row["epoch"] for row in history] == [0, 1, 2]
@@ -119,7 +124,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, monkeypatch
 
 def test_unstable_model_stops_training(tmp_path):
     """Huge steps on independent admittances make the network unstable: the run stops cleanly."""
-    with pytest.raises(TrainingStopped, match="unstable"):
+    with pytest.raises(Diverged, match="unstable"):
         fit(experiment(epochs=50, lr=3.0), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, eval_seconds=1.0)
     assert torch.isfinite(sdn.load(tmp_path / "model.pt").impulse_response(4000)).all()
 
@@ -183,7 +188,7 @@ def test_cli_end_to_end(tmp_path, homula_dir):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
 def test_cuda_request_without_gpu_is_a_clear_error():
-    with pytest.raises(RuntimeError, match="cuda"):
+    with pytest.raises(ValueError, match="cuda"):
         fit(experiment(), ROOM_CONFIG, device="cuda", target=synthetic_target(), progress=False)
 
 

@@ -1,0 +1,173 @@
+r"""The training step shared by :mod:`sdn.train` (one target) and :mod:`sdn.multi` (several positions).
+
+Full-batch gradient descent on unit-norm impulse responses, as in the paper: each epoch renders the
+SDN's impulse response(s) :math:`h_\theta` in closed form at the targets' length :math:`T`, and
+takes one optimiser step on
+
+.. math:: L(\theta) = \mathcal{L}\left(\frac{h_\theta}{\lVert h_\theta \rVert},
+          \frac{t}{\lVert t \rVert}\right),
+
+with :math:`\mathcal{L}` the weighted loss of :class:`sdn.losses.SDNLoss` (averaged over
+positions for a batch). A step that meets an unstable model or a non-finite loss raises
+:class:`Diverged` instead of stepping, so the caller still holds the last weights with a finite
+loss.
+
+Dtype rule: the model's dtype (torch's default dtype when it was built, or the ``dtype`` it was
+given) drives everything; targets are converted to it, so a float64 model trains against float64
+targets and a float32 model against float32 ones.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .model import SDN
+from .stability import UnstableSDNError
+
+HISTORY_FIELDS = ("epoch", "edc", "edr", "edp", "total", "seconds")
+
+
+class Diverged(RuntimeError):
+    """Training met an unstable model or a non-finite loss; no step was taken.
+
+    Parameters
+    ----------
+    epoch : int
+        The epoch (counted from 0) whose loss could not be used.
+    reason : str
+        What happened: the instability report or the loss terms.
+    """
+
+    def __init__(self, epoch: int, reason: str):
+        super().__init__(f"epoch {epoch}: {reason}")
+        self.epoch = epoch
+        self.reason = reason
+
+
+def unit_norm_render(model: SDN, n_samples: int) -> torch.Tensor:
+    """Impulse response(s) of ``model``, each scaled to unit Euclidean norm.
+
+    Parameters
+    ----------
+    model : sdn.SDN
+        One position or a batch of P positions.
+    n_samples : int
+        Length of the render, in samples.
+
+    Returns
+    -------
+    torch.Tensor
+        (n_samples,) or (P, n_samples), in the model's dtype and device; differentiable.
+
+    Raises
+    ------
+    sdn.UnstableSDNError
+        When the model is unstable.
+    """
+    h = model.impulse_response(n_samples)
+    return h / torch.linalg.vector_norm(h, dim=-1, keepdim=True)
+
+
+def unit_norm_targets(targets, model: SDN) -> torch.Tensor:
+    """Targets as a tensor in the model's dtype and device, each scaled to unit Euclidean norm.
+
+    Parameters
+    ----------
+    targets : array_like or torch.Tensor
+        (T,) for an unbatched model, (P, T) for a batch of P positions (a model of one position
+        also accepts (T,)); real samples, any scale.
+    model : sdn.SDN
+        Gives the batch shape, dtype and device.
+
+    Returns
+    -------
+    torch.Tensor
+        (T,) or (P, T), in the model's dtype.
+
+    Raises
+    ------
+    TypeError
+        For complex targets.
+    ValueError
+        For another shape, or a target that is not finite or silent.
+    """
+    y = torch.as_tensor(targets)
+    if y.is_complex():
+        raise TypeError("targets must be real, got a complex array")
+    if y.ndim == 1 and model.batch_shape == (1,):
+        y = y[None]
+    if y.ndim != len(model.batch_shape) + 1 or tuple(y.shape[:-1]) != model.batch_shape or y.shape[-1] == 0:
+        expected = "(T,)" if not model.batch_shape else f"(P, T) with P = {model.batch_shape[0]} positions"
+        raise ValueError(f"targets must have shape {expected}, got {tuple(y.shape)}")
+    # Normalised in the finer of the two precisions, then rounded once to the model's dtype.
+    y = y.to(device=model.device, dtype=torch.promote_types(y.dtype, model.dtype))
+    norm = torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+    if not torch.all(torch.isfinite(y)) or torch.any(norm == 0):
+        raise ValueError("every target must be finite and not silent")
+    return (y / norm).to(model.dtype)
+
+
+def train_step(model: SDN, targets: torch.Tensor, loss_fn, optimizer: torch.optim.Optimizer,
+               epoch: int) -> tuple[dict, dict]:
+    """One full-batch step on unit-norm renders against unit-norm targets.
+
+    Parameters
+    ----------
+    model : sdn.SDN
+        The model being trained.
+    targets : torch.Tensor
+        (T,) or (P, T), from :func:`unit_norm_targets`.
+    loss_fn : sdn.losses.SDNLoss
+        Returns the terms ``edc``, ``edr``, ``edp`` and ``total`` (mean over positions).
+    optimizer : torch.optim.Optimizer
+        Over the model's parameters.
+    epoch : int
+        Number of this epoch (counted from 0), for the history and messages.
+
+    Returns
+    -------
+    row : dict
+        The history row: ``epoch``, the loss terms before the step, and ``seconds`` (wall clock
+        of the step).
+    state : dict
+        A copy of the model's state_dict before the step: the weights that gave this loss.
+
+    Raises
+    ------
+    Diverged
+        Instead of stepping, when the model is unstable or the loss is not finite.
+    """
+    started = time.perf_counter()
+    optimizer.zero_grad()
+    try:
+        terms = loss_fn(unit_norm_render(model, targets.shape[-1]), targets)
+    except UnstableSDNError as err:
+        raise Diverged(epoch, str(err)) from err
+    if not torch.isfinite(terms["total"]):
+        raise Diverged(epoch, f"non-finite loss {({k: v.item() for k, v in terms.items()})}")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    terms["total"].backward()
+    optimizer.step()
+    row = {"epoch": epoch, **{k: terms[k].item() for k in ("edc", "edr", "edp", "total")},
+           "seconds": time.perf_counter() - started}
+    return row, state
+
+
+def progress_bar(epochs: range, enabled: bool, description: str):
+    """``epochs`` wrapped in a progress bar (tqdm) when ``enabled``, else unchanged.
+
+    Parameters
+    ----------
+    epochs : range
+        The epochs to run.
+    enabled : bool
+        Show the bar.
+    description : str
+        Its label, e.g. the experiment's name.
+    """
+    if not enabled:
+        return epochs
+    from tqdm.auto import tqdm
+
+    return tqdm(epochs, desc=description, unit="epoch", leave=False)
