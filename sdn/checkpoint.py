@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_path
+from .fileio import atomic_path
 
 
 class CheckpointError(ValueError):

@@ -25,7 +25,7 @@ import torch
 
 from . import checkpoint
 from .checkpoint import CheckpointError
-from .io import atomic_path, write_text
+from .fileio import atomic_path, write_text
 from .model import SDN
 from .optimisation import HISTORY_FIELDS, unit_norm_render
 

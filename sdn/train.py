@@ -226,7 +226,7 @@ def fit(
     Examples
     --------
     >>> from sdn.config import load_experiment
-    >>> from sdn.data import load_room_config
+    >>> from sdn.config import load_room_config
     >>> experiment = load_experiment("config/experiments/prior_fir0.yaml")  # doctest: +SKIP
     >>> room_config = load_room_config("config/rooms/homula_s1_r2hom1.yaml")  # doctest: +SKIP
     >>> result = fit(experiment, room_config, out="runs/prior_fir0", epochs=10)  # doctest: +SKIP

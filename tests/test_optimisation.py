@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import sdn
-from sdn.config import load_experiment
-from sdn.data import MeasuredRIR, RoomConfig
+from sdn.config import RoomConfig, load_experiment
 from sdn.losses import SDNLoss
 from sdn.multi import fit_positions
 from sdn.optimisation import Diverged, unit_norm_targets
+from sdn.rir import MeasuredRIR
 from sdn.train import fit
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@ import torch
 
 import sdn
 from sdn.checkpoint import CheckpointError
-from sdn.config import load_experiment
-from sdn.data import MeasuredRIR, RoomConfig
+from sdn.config import RoomConfig, load_experiment
 from sdn.losses import SDNLoss
+from sdn.rir import MeasuredRIR
 from sdn.run_folder import RUN_FILES, RunFolderError
 from sdn.train import fit, resume_hash, run_hash
 
