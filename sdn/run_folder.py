@@ -27,7 +27,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .fileio import atomic_path, write_text
 from .model import SDN
-from .optimisation import HISTORY_FIELDS, unit_norm_render
+from .optimisation import HISTORY_FIELDS
 
 RUN_FILES = ("config.json", "history.csv", "checkpoint.pt", "model.pt", "best.pt", "ir.wav", "metrics.json")
 TRAINING_CHECKPOINT_FORMAT = "sdn-training-checkpoint-v1"
@@ -195,7 +195,7 @@ def write_history(path: Path, history: list) -> None:
     write_text(path, buffer.getvalue())
 
 
-def write_outputs(run_dir: Path, model: SDN, best: dict | None, history: list, metrics: dict, n_samples: int,
+def write_outputs(run_dir: Path, model: SDN, best: dict | None, history: list, metrics: dict, ir: torch.Tensor,
                   run_hash: str) -> None:
     """Write the results of a run: model.pt, best.pt, history.csv, ir.wav and metrics.json.
 
@@ -211,8 +211,9 @@ def write_outputs(run_dir: Path, model: SDN, best: dict | None, history: list, m
         One row per epoch.
     metrics : dict
         Written as JSON.
-    n_samples : int
-        Length of ir.wav, in samples (the target's).
+    ir : tensor, shape (L,)
+        The trained model's evaluation render (:func:`sdn.train.evaluation_render`), written as
+        ir.wav.
     run_hash : str
         Stored in model.pt and best.pt.
     """
@@ -224,10 +225,9 @@ def write_outputs(run_dir: Path, model: SDN, best: dict | None, history: list, m
         best_model.load_state_dict(best["state"])
         best_model.save(run_dir / "best.pt", run_hash=run_hash)
     write_history(run_dir / "history.csv", history)
-    with torch.no_grad():
-        ir = unit_norm_render(model, n_samples).cpu().numpy()
     with atomic_path(run_dir / "ir.wav") as tmp:
-        sf.write(str(tmp), ir.astype(np.float32), int(model.sample_rate), subtype="FLOAT", format="WAV")
+        sf.write(str(tmp), ir.detach().cpu().numpy().astype(np.float32), int(model.sample_rate), subtype="FLOAT",
+                 format="WAV")
     write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
 
 

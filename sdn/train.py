@@ -9,7 +9,8 @@ inspect, reproduce and resume one run::
     history.csv    per-epoch loss terms and total
     checkpoint.pt  model + optimiser + history (for --resume), every checkpoint_every epochs
     model.pt       final weights, best.pt lowest-loss weights (sdn.load)
-    ir.wav         final impulse response (float32 WAV, unit norm)
+    ir.wav         the trained model's evaluation render (float32 WAV, unit norm): every
+                   acoustic parameter in metrics.json is computed from it
     metrics.json   acoustic parameters and errors of the target, initial and trained model
 
 A run folder belongs to exactly one run. ``hash`` in ``config.json`` (:func:`run_hash`) ties the
@@ -55,7 +56,7 @@ from .optimisation import Diverged, progress_bar, train_step, unit_norm_render, 
 from .stability import UnstableSDNError
 
 log = logging.getLogger(__name__)
-EVAL_SECONDS = 20.0  # length of the renders whose acoustic parameters are reported
+MAX_EVAL_SECONDS = 30.0  # longest evaluation render (renders stop 100 dB below their peak)
 
 
 @dataclass
@@ -172,7 +173,7 @@ def fit(
     overwrite: bool = False,
     progress: bool = True,
     target=None,
-    eval_seconds: float = EVAL_SECONDS,
+    max_eval_seconds: float = MAX_EVAL_SECONDS,
 ) -> FitResult:
     """Fit (or, with 0 epochs, just evaluate) the experiment's SDN on the room's measured target.
 
@@ -202,9 +203,11 @@ def fit(
         Show a progress bar with the loss terms.
     target : sdn.rir.MeasuredRIR, optional
         A preloaded target (default: ``room_config.load_target``).
-    eval_seconds : float
-        Length, in seconds, of the renders whose acoustic parameters are reported (at least the
-        target's length); long enough for the untrained SDN's T30 of about 15 s to be measured.
+    max_eval_seconds : float
+        Longest evaluation render, in seconds. The acoustic parameters of a model are measured on
+        its impulse response rendered until it has decayed 100 dB below its peak (at least the
+        target's length), so that decays much slower than the target's (the untrained SDN's T30
+        is about 15 s) are measured, and no more is rendered than that needs.
 
     Returns
     -------
@@ -265,7 +268,7 @@ def fit(
         "resume_hash": hashes["resume_hash"],
         "versions": versions(),
     }
-    initial = _model_metrics(model, y, loss_fn, eval_seconds)
+    initial, _ = _model_metrics(model, y, loss_fn, max_eval_seconds)
     history, best = [], None
     if saved is not None:
         run_folder.restore(model, optimizer, saved, run_dir / "checkpoint.pt")
@@ -293,11 +296,12 @@ def fit(
 
     if stopped is not None:
         model.load_state_dict(last_good)  # weights that produced the last finite loss
-    metrics = {"target": evaluate(y, None, fs), "initial": initial, "trained": _model_metrics(model, y, loss_fn, eval_seconds)}
+    trained, ir = _model_metrics(model, y, loss_fn, max_eval_seconds)
+    metrics = {"target": evaluate(y, None, fs), "initial": initial, "trained": trained}
     metrics["stopped"] = None if stopped is None else str(stopped)
     metrics["best_epoch"] = None if best is None else best["epoch"]
     if run_dir is not None:
-        run_folder.write_outputs(run_dir, model, best, history, metrics, n, hashes["run_hash"])
+        run_folder.write_outputs(run_dir, model, best, history, metrics, ir, hashes["run_hash"])
     if stopped is not None:
         raise stopped
     return FitResult(model=model, history=history, metrics=metrics, run_dir=run_dir, config=resolved)
@@ -309,22 +313,44 @@ def _rt60(signal: torch.Tensor, fs: int) -> float:
     return float(reverberation_time(signal.detach().cpu(), fs, decay="T30"))
 
 
-def _model_metrics(model: SDN, y: torch.Tensor, loss_fn, eval_seconds: float) -> dict:
-    """Loss terms at the target's length; acoustic parameters from a render of ``eval_seconds``, so
-    that decays much slower than the target's (an untrained SDN) remain measurable.
+def evaluation_render(model: SDN, n_samples: int, max_seconds: float) -> tuple[torch.Tensor, bool]:
+    """The impulse response a model is evaluated on, unit norm, without gradient.
 
-    A model that is stable over the target's length but grows within ``eval_seconds`` is evaluated
-    on the target's length instead and flagged ``"stable": False``.
+    Parameters
+    ----------
+    model : sdn.SDN
+    n_samples : int
+        The target's length: the render is at least this long.
+    max_seconds : float
+        Cap of the render, in seconds.
+
+    Returns
+    -------
+    h : tensor, shape (..., L)
+        Rendered until it has decayed 100 dB below its peak (``model.impulse_response(None)``),
+        at least ``n_samples`` and at most ``max_seconds`` long.
+    stable : bool
+        False when the model grows within the cap; ``h`` is then only ``n_samples`` long.
     """
-    n = y.shape[-1]
+    cap = max(n_samples, int(max_seconds * model.sample_rate))
     with torch.no_grad():
         try:
-            h, stable = unit_norm_render(model, max(n, int(eval_seconds * model.sample_rate))), True
+            h, stable = model.impulse_response(None, max_samples=cap), True
+            if h.shape[-1] < n_samples:
+                h = model.impulse_response(n_samples)
         except UnstableSDNError:
-            h, stable = unit_norm_render(model, n), False
-        entry = {**evaluate(h, y, model.sample_rate), "stable": stable}
-        entry.update({f"loss_{k}": v.item() for k, v in loss_fn(unit_norm_render(model, n), y).items()})
-    return entry
+            h, stable = model.impulse_response(n_samples), False
+    return h / torch.linalg.vector_norm(h, dim=-1, keepdim=True), stable
+
+
+def _model_metrics(model: SDN, y: torch.Tensor, loss_fn, max_seconds: float) -> tuple[dict, torch.Tensor]:
+    """Loss terms at the target's length, and acoustic parameters of :func:`evaluation_render`
+    (returned too). A model that grows within the cap is flagged ``"stable": False``."""
+    h, stable = evaluation_render(model, y.shape[-1], max_seconds)
+    entry = {**evaluate(h, y, model.sample_rate), "stable": stable}
+    with torch.no_grad():
+        entry.update({f"loss_{k}": v.item() for k, v in loss_fn(unit_norm_render(model, y.shape[-1]), y).items()})
+    return entry, h
 
 
 def _one_line(err: BaseException, limit: int = 600) -> str:
@@ -388,8 +414,8 @@ def main(argv=None) -> int:
     mode.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     mode.add_argument("--overwrite", action="store_true",
                       help="start a new run in a folder that holds files, deleting the previous run's files")
-    parser.add_argument("--eval-seconds", type=_seconds, default=EVAL_SECONDS,
-                        help="length of the renders evaluated for T30/EDT/C50 (default %(default)s)")
+    parser.add_argument("--max-eval-seconds", type=_seconds, default=MAX_EVAL_SECONDS,
+                        help="longest evaluation render; renders stop 100 dB below their peak (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -399,7 +425,7 @@ def main(argv=None) -> int:
         room_config = _read_config("--room", load_room_config, args.room)
         out = Path(args.out or f"runs/{experiment.name}_{room_config.name}")
         result = fit(experiment, room_config, out=out, epochs=args.epochs, device=args.device, resume=args.resume,
-                     overwrite=args.overwrite, progress=not args.quiet, eval_seconds=args.eval_seconds)
+                     overwrite=args.overwrite, progress=not args.quiet, max_eval_seconds=args.max_eval_seconds)
     except KeyboardInterrupt:
         print(_interrupted_note(out), file=sys.stderr)
         return 130
@@ -410,7 +436,7 @@ def main(argv=None) -> int:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except (MemoryError, torch.cuda.OutOfMemoryError) as err:
-        print(f"error: out of memory ({_one_line(err, 200)}); use a shorter target, a smaller --eval-seconds "
+        print(f"error: out of memory ({_one_line(err, 200)}); use a shorter target, a smaller --max-eval-seconds "
               f"or another --device", file=sys.stderr)
         return 1
     except OSError as err:

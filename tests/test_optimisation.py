@@ -61,7 +61,7 @@ def test_fit_and_fit_positions_take_the_same_steps():
     target = MeasuredRIR(signal=signal, sample_rate=16000, path=Path("synthetic"), channel=0, n_channels=1,
                          original_sample_rate=16000, original_length=N, rt60=None, peak_index=0, scale=1.0)
     single = fit(experiment, RoomConfig(name="synthetic", room=ROOM, target=None), target=target,
-                 progress=False, eval_seconds=0.1)
+                 progress=False, max_eval_seconds=0.1)
     model, history = fit_positions(ROOM, signal, {"alpha": 0.02}, epochs=3, lr=0.05, seed=7, progress=False)
 
     def without_time(rows):
@@ -93,7 +93,7 @@ def test_one_divergence_exception_for_both(monkeypatch, caplog, tmp_path):
         nan_at_training_call(patch, 2)
         with pytest.raises(Diverged) as info:
             fit(experiment, RoomConfig(name="synthetic", room=ROOM, target=None), target=target,
-                progress=False, eval_seconds=0.1)
+                progress=False, max_eval_seconds=0.1)
     assert info.value.epoch == 1 and str(info.value).startswith("epoch 1: non-finite loss")
 
 

@@ -39,7 +39,7 @@ def experiment(**training):
 
 def run(out, target, training=None, **kwargs):
     return fit(experiment(**(training or {})), ROOM_CONFIG, out=out, target=target, progress=False,
-               eval_seconds=0.1, **kwargs)
+               max_eval_seconds=0.1, **kwargs)
 
 
 def history_rows(run_dir: Path) -> list:
@@ -167,7 +167,7 @@ def test_fit_under_float64_default_trains_against_a_float64_target(target):
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        result = fit(experiment(epochs=2), ROOM_CONFIG, target=target, progress=False, eval_seconds=0.1)
+        result = fit(experiment(epochs=2), ROOM_CONFIG, target=target, progress=False, max_eval_seconds=0.1)
         model = sdn.SDN(ROOM, alpha=0.02)  # the untrained model, in float64
         with torch.no_grad():
             h = model.impulse_response(N)

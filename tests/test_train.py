@@ -46,7 +46,7 @@ def read_history(run_dir):
 
 
 def test_fit_reduces_loss_and_recovers_wall_gains():
-    result = fit(experiment(epochs=80, lr=0.1), ROOM_CONFIG, target=synthetic_target(), progress=False, eval_seconds=1.0)
+    result = fit(experiment(epochs=80, lr=0.1), ROOM_CONFIG, target=synthetic_target(), progress=False, max_eval_seconds=1.0)
     totals = [row["total"] for row in result.history]
     assert totals[-1] < 0.1 * totals[0]
     gains = result.model.wall_filters()[:, 0].detach()
@@ -59,7 +59,7 @@ def test_fit_reduces_loss_and_recovers_wall_gains():
 
 
 def test_run_folder_contents(tmp_path):
-    result = fit(experiment(), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, eval_seconds=1.0)
+    result = fit(experiment(), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, max_eval_seconds=1.0)
     for name in ("config.json", "history.csv", "checkpoint.pt", "model.pt", "best.pt", "ir.wav", "metrics.json"):
         assert (tmp_path / name).is_file(), name
     assert not list(tmp_path.glob(".*.tmp"))
@@ -73,16 +73,26 @@ def test_run_folder_contents(tmp_path):
     import soundfile as sf
 
     ir, fs = sf.read(tmp_path / "ir.wav")
-    assert fs == 16000 and len(ir) == 4000 and np.isclose(np.linalg.norm(ir), 1.0, atol=1e-5)
+    assert fs == 16000 and len(ir) >= 4000 and np.isclose(np.linalg.norm(ir), 1.0, atol=1e-5)
+    # ir.wav is what the metrics were computed from: recomputing them from the file gives them back
+    from sdn.evaluation import evaluate
+
+    target = synthetic_target().signal.double()
+    again = evaluate(ir, (target / target.norm()).numpy(), fs)
+    for key in ("edc_error_db", "T30", "T30_err_mean", "EDT_500", "C50"):
+        assert again[key] == pytest.approx(metrics["trained"][key], rel=1e-6, nan_ok=True)
+    # and it ends where the response has decayed 100 dB below its peak (or at the cap, 1 s here)
+    magnitude = np.abs(ir)
+    assert magnitude[-1] >= 1e-5 * magnitude.max() or len(ir) == 16000
 
 
 def test_same_seed_same_history_and_resume_equals_uninterrupted(tmp_path):
     target = synthetic_target()
-    whole = fit(experiment(), ROOM_CONFIG, out=tmp_path / "a", target=target, progress=False, eval_seconds=1.0)
-    again = fit(experiment(), ROOM_CONFIG, out=tmp_path / "b", target=target, progress=False, eval_seconds=1.0)
+    whole = fit(experiment(), ROOM_CONFIG, out=tmp_path / "a", target=target, progress=False, max_eval_seconds=1.0)
+    again = fit(experiment(), ROOM_CONFIG, out=tmp_path / "b", target=target, progress=False, max_eval_seconds=1.0)
     assert read_history(tmp_path / "a") == read_history(tmp_path / "b")
-    fit(experiment(epochs=3), ROOM_CONFIG, out=tmp_path / "c", target=target, progress=False, eval_seconds=1.0)
-    resumed = fit(experiment(), ROOM_CONFIG, out=tmp_path / "c", target=target, progress=False, eval_seconds=1.0, resume=True)
+    fit(experiment(epochs=3), ROOM_CONFIG, out=tmp_path / "c", target=target, progress=False, max_eval_seconds=1.0)
+    resumed = fit(experiment(), ROOM_CONFIG, out=tmp_path / "c", target=target, progress=False, max_eval_seconds=1.0, resume=True)
     assert read_history(tmp_path / "c") == read_history(tmp_path / "a")
     for key, value in whole.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
@@ -91,14 +101,14 @@ def test_same_seed_same_history_and_resume_equals_uninterrupted(tmp_path):
 
 def test_resume_refuses_another_configuration(tmp_path):
     target = synthetic_target()
-    first = fit(experiment(epochs=3), ROOM_CONFIG, out=tmp_path, target=target, progress=False, eval_seconds=1.0)
+    first = fit(experiment(epochs=3), ROOM_CONFIG, out=tmp_path, target=target, progress=False, max_eval_seconds=1.0)
     other = experiment(lr=0.1)
     with pytest.raises(RunFolderError, match="belongs to run") as info:
-        fit(other, ROOM_CONFIG, out=tmp_path, target=target, progress=False, eval_seconds=1.0, resume=True)
+        fit(other, ROOM_CONFIG, out=tmp_path, target=target, progress=False, max_eval_seconds=1.0, resume=True)
     assert first.config["resume_hash"] in str(info.value)
     assert sdn.train.resume_hash(other, ROOM_CONFIG) in str(info.value)
     with pytest.raises(RunFolderError, match="no .*checkpoint.pt"):
-        fit(experiment(), ROOM_CONFIG, out=tmp_path / "empty", target=target, progress=False, eval_seconds=1.0, resume=True)
+        fit(experiment(), ROOM_CONFIG, out=tmp_path / "empty", target=target, progress=False, max_eval_seconds=1.0, resume=True)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, monkeypatch):
@@ -114,7 +124,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, monkeypatch
 
     monkeypatch.setattr(sdn.train.SDNLoss, "forward", flaky)
     with pytest.raises(Diverged, match="epoch 3: non-finite loss"):
-        fit(experiment(), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, eval_seconds=1.0)
+        fit(experiment(), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, max_eval_seconds=1.0)
     history = read_history(tmp_path)
     assert [row["epoch"] for row in history] == [0, 1, 2]
     model = sdn.load(tmp_path / "model.pt")
@@ -125,7 +135,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, monkeypatch
 def test_unstable_model_stops_training(tmp_path):
     """Huge steps on independent admittances make the network unstable: the run stops cleanly."""
     with pytest.raises(Diverged, match="unstable"):
-        fit(experiment(epochs=50, lr=3.0), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, eval_seconds=1.0)
+        fit(experiment(epochs=50, lr=3.0), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, max_eval_seconds=1.0)
     assert torch.isfinite(sdn.load(tmp_path / "model.pt").impulse_response(4000)).all()
 
 
@@ -175,7 +185,7 @@ def test_sabine_and_eyring_baselines_invert_their_formulas():
 def test_cli_end_to_end(tmp_path, homula_dir):
     env = {**os.environ, "SDN_DATA_DIR": str(homula_dir.parent)}
     cmd = [sys.executable, "-m", "sdn.train", "--config", "config/experiments/correction_fir6.yaml",
-           "--room", "config/rooms/homula_s1_r2hom1.yaml", "--epochs", "2", "--out", str(tmp_path), "--quiet", "--eval-seconds", "2"]
+           "--room", "config/rooms/homula_s1_r2hom1.yaml", "--epochs", "2", "--out", str(tmp_path), "--quiet", "--max-eval-seconds", "2"]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "correction_fir6 on homula_s1_r2hom1" in done.stdout
@@ -195,7 +205,7 @@ def test_cuda_request_without_gpu_is_a_clear_error():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_fit_on_cuda_matches_cpu():
     target = synthetic_target()
-    cpu = fit(experiment(epochs=3), ROOM_CONFIG, target=target, progress=False, eval_seconds=1.0)
-    gpu = fit(experiment(epochs=3), ROOM_CONFIG, target=target, progress=False, eval_seconds=1.0, device="cuda")
+    cpu = fit(experiment(epochs=3), ROOM_CONFIG, target=target, progress=False, max_eval_seconds=1.0)
+    gpu = fit(experiment(epochs=3), ROOM_CONFIG, target=target, progress=False, max_eval_seconds=1.0, device="cuda")
     assert gpu.model.device.type == "cuda"
     np.testing.assert_allclose([r["total"] for r in gpu.history], [r["total"] for r in cpu.history], rtol=1e-3)

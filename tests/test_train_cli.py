@@ -37,7 +37,7 @@ def files(tmp_path_factory) -> dict:
 
 def argv(files, out, *extra) -> list:
     return ["--config", str(files["config"]), "--room", str(files["room"]), "--out", str(out), "--quiet",
-            "--eval-seconds", "0.2", *extra]
+            "--max-eval-seconds", "0.2", *extra]
 
 
 @pytest.fixture(scope="module")
