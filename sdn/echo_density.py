@@ -73,7 +73,7 @@ KAPPA = (1e2, 1e5)
 WINDOWS = ("centred", "paper")
 #: Size in bytes of the scratch grid of indicators: large enough that each block of windows
 #: costs few operator calls, small enough to stay in the level-2 caches of two cores.
-GRID_BYTES = 4 * 2**20
+GRID_BYTES = 2 * 2**20
 
 
 def echo_density_window(sample_rate: float, window_seconds: float = WINDOW_SECONDS,
@@ -207,12 +207,6 @@ def _grid_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.devic
     return cached[1]
 
 
-def _window_sums(win: torch.Tensor, grid: torch.Tensor, out: torch.Tensor) -> None:
-    """``out = win @ grid`` for a grid (R, L, C) into ``out`` (R, C), one matrix-vector product per row."""
-    for r in range(grid.shape[0]):
-        torch.mv(grid[r].t(), win, out=out[r])
-
-
 def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
     r"""Window sums of the indicators and, optionally, their exact gradient.
 
@@ -225,8 +219,7 @@ def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
     Parameters
     ----------
     mag : torch.Tensor, shape (R, W + L - 1)
-        Magnitudes :math:`|h|`, rows contiguous; ``-inf`` marks samples outside the record
-        (indicator 0).
+        Magnitudes :math:`|h|`; ``-inf`` marks samples outside the record (indicator 0).
     sigma : torch.Tensor, shape (R, W)
         Window standard deviations.
     kappa : torch.Tensor, shape (W,), or None
@@ -235,8 +228,8 @@ def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
         Window.
     slope_weights : torch.Tensor or callable, optional
         :math:`q = \kappa/2 \cdot \partial\mathcal L/\partial S` for the first ``n_grad`` rows,
-        shape (n_grad, W); or a callable ``(start, stop, sums)`` that returns it for windows
-        ``start .. stop - 1`` given their sums ``S`` of all rows, shape (R, stop - start).
+        shape (n_grad, W); or a callable ``(row, start, sums)`` that returns it, shape (C,), for
+        the windows ``start .. start + C - 1`` of a row given their sums ``S``, shape (C,).
     n_grad : int
         Number of leading rows whose gradients are wanted (soft indicator only).
 
@@ -254,51 +247,54 @@ def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
     :math:`\partial t/\partial x = (1 - t^2)/2`, so
     :math:`\partial\mathcal L/\partial\mathrm{mag}(m) = \sum_j w(j)\, q(m - j)\,
     (1 - t(j, m - j)^2)` and :math:`\partial\mathcal L/\partial\sigma(i) = -q(i) \sum_j w(j)
-    (1 - t(j, i)^2)`. Windows are processed in blocks of ``cols``. A block's grid ``G[r, j, i]``
-    is stored in rows of ``cols + L`` values whose last ``L`` are zero, so that reading the same
-    memory with rows of ``cols + L - 1`` values gives the skewed grid
-    ``V[r, j, m] = G[r, j, m - j]``; summing it over ``j`` (a matrix-vector product) scatters
-    every entry back onto its sample ``m = i + j``.
+    (1 - t(j, i)^2)`. Each row is processed in blocks of ``cols`` windows. A block's grid
+    ``G[j, i]`` is stored in rows of ``cols + L`` values whose last ``L`` are zero, so that reading
+    the same memory with rows of ``cols + L - 1`` values gives the skewed grid
+    ``V[j, m] = G[j, m - j]``; summing it over ``j`` (a matrix-vector product) scatters every
+    entry back onto its sample ``m = i + j``.
     """
     mag = mag.contiguous()
     rows, width = sigma.shape
     length = win.shape[0]
     dtype, device = mag.dtype, mag.device
-    cols = max(64, min(width, GRID_BYTES // (rows * length * (torch.finfo(dtype).bits // 8)) - length))
+    cols = max(64, min(width, GRID_BYTES // (length * (torch.finfo(dtype).bits // 8)) - length))
     cols = -(-width // -(-width // cols))  # blocks of equal width: the last one leaves little to clear
-    buf = _grid_buffer((rows, length, cols + length), dtype, device)
+    buf = _grid_buffer((length, cols + length), dtype, device)
+    skew = buf.as_strided((length, cols + length - 1), (cols + length - 1, 1))
     sums = torch.empty((rows, width), dtype=dtype, device=device)
     soft = kappa is not None
     if soft:
         half_k = 0.5 * kappa
-        bias = (-half_k * sigma).unsqueeze(1)  # (R, 1, W)
+        bias = -half_k * sigma
     grad = soft and slope_weights is not None and n_grad > 0
     if grad:
         grad_mag = torch.zeros((n_grad, width + length - 1), dtype=dtype, device=device)
         grad_sigma = torch.empty((n_grad, width), dtype=dtype, device=device)
-        skew = buf.as_strided((n_grad, length, cols + length - 1), (buf.stride(0), cols + length - 1, 1))
-        scattered = torch.empty((n_grad, cols + length - 1), dtype=dtype, device=device)
-    for start in range(0, width, cols):
-        stop = min(start + cols, width)
-        span = stop - start
-        if span < cols:  # a last, shorter block: its padding must be zero (and stays so)
-            buf[..., span:].zero_()
-        grid = buf[..., :span]
-        frames = mag[:, start:].as_strided((rows, length, span), (mag.stride(0), 1, 1))
-        if soft:
-            torch.addcmul(bias[..., start:stop], frames, half_k[start:stop], out=grid).tanh_()
-        else:
-            torch.gt(frames, sigma[:, None, start:stop], out=grid)
-        _window_sums(win, grid, sums[:, start:stop])
-        if not grad:
-            continue
-        q = slope_weights(start, stop, sums[:, start:stop]) if callable(slope_weights) else slope_weights[:, start:stop]
-        slope = grid[:n_grad]
-        # q (1 - t^2) in one pass: autograd's own derivative of tanh, written over the grid
-        torch.ops.aten.tanh_backward.grad_input(q.unsqueeze(1), slope, grad_input=slope)
-        _window_sums(win, slope, grad_sigma[:, start:stop])
-        _window_sums(win, skew[..., :span + length - 1], scattered[:, :span + length - 1])
-        grad_mag[:, start:stop + length - 1] += scattered[:, :span + length - 1]
+        scattered = torch.empty(cols + length - 1, dtype=dtype, device=device)
+    for row in range(rows):
+        offset = mag.storage_offset() + row * mag.stride(0)
+        for start in range(0, width, cols):
+            span = min(cols, width - start)
+            if span < cols:  # a last, shorter block: its padding must be zero (and stays so)
+                buf[:, span:].zero_()
+            grid = buf.narrow(1, 0, span)
+            frames = mag.as_strided((length, span), (1, 1), offset + start)  # frames[j, i] = mag[i + j]
+            block = sums[row].narrow(0, start, span)
+            if soft:
+                torch.addcmul(bias[row].narrow(0, start, span), frames, half_k.narrow(0, start, span),
+                              out=grid).tanh_()
+            else:
+                torch.gt(frames, sigma[row].narrow(0, start, span), out=grid)
+            torch.mv(grid.t(), win, out=block)
+            if not grad or row >= n_grad:
+                continue
+            q = slope_weights(row, start, block) if callable(slope_weights) else slope_weights[row].narrow(0, start, span)
+            # q (1 - t^2) in one pass: autograd's own derivative of tanh, written over the grid
+            torch.ops.aten.tanh_backward.grad_input(q, grid, grad_input=grid)
+            torch.mv(grid.t(), win, out=grad_sigma[row].narrow(0, start, span))
+            spread = scattered.narrow(0, 0, span + length - 1)
+            torch.mv(skew.narrow(1, 0, span + length - 1).t(), win, out=spread)
+            grad_mag[row].narrow(0, start, span + length - 1).add_(spread)
     if grad:
         return sums, grad_mag, grad_sigma.neg_()
     return sums, None, None
@@ -335,19 +331,20 @@ class _SoftProfileMSE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mag_p, sigma_p, target, kappa, win):
         n, width = sigma_p.shape
-        half_sum = 0.5 * win.sum()
         # eta_p = c (sum w + S) / 2 with c = ERFC_SCALE, so d/dS of mean((eta_t - eta_p)^2) is
         # c (eta_p - eta_t) / W; q is that times kappa / 2
+        offset = ERFC_SCALE * 0.5 * win.sum() - target  # eta_p - eta_t = offset + c S / 2
         factor = kappa * (ERFC_SCALE / (2.0 * width))
 
-        def slope_weights(start, stop, block):
-            eta = ERFC_SCALE * (half_sum + 0.5 * block)
-            return (eta - target[:, start:stop]) * factor[start:stop]
+        def slope_weights(row, start, block):
+            span = block.shape[0]
+            diff = torch.add(offset[row].narrow(0, start, span), block, alpha=0.5 * ERFC_SCALE)
+            return diff.mul_(factor.narrow(0, start, span))
 
         wants = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         sums, grad_mag, grad_sigma = _scan(mag_p, sigma_p, kappa, win, slope_weights=slope_weights,
                                            n_grad=n if wants else 0)
-        diff = target - ERFC_SCALE * (half_sum + 0.5 * sums)
+        diff = torch.add(offset, sums, alpha=0.5 * ERFC_SCALE).neg_()  # eta_t - eta_p
         ctx.save_for_backward(grad_mag, grad_sigma, diff)
         return diff.pow(2).mean(-1)
 
