@@ -309,7 +309,7 @@ class _SoftSums(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mag, sigma, kappa, win):
         ctx.save_for_backward(mag, sigma, kappa, win)
-        return 0.5 * (win.sum() + _scan(mag, sigma, kappa, win)[0])  # the indicator is (1 + t) / 2
+        return 0.5 * win.sum() + 0.5 * _scan(mag, sigma, kappa, win)[0]  # the indicator is (1 + t) / 2
 
     @staticmethod
     def backward(ctx, grad_sums):
@@ -333,18 +333,18 @@ class _SoftProfileMSE(torch.autograd.Function):
         n, width = sigma_p.shape
         # eta_p = c (sum w + S) / 2 with c = ERFC_SCALE, so d/dS of mean((eta_t - eta_p)^2) is
         # c (eta_p - eta_t) / W; q is that times kappa / 2
-        offset = ERFC_SCALE * 0.5 * win.sum() - target  # eta_p - eta_t = offset + c S / 2
+        half_sum = 0.5 * win.sum()
         factor = kappa * (ERFC_SCALE / (2.0 * width))
 
         def slope_weights(row, start, block):
             span = block.shape[0]
-            diff = torch.add(offset[row].narrow(0, start, span), block, alpha=0.5 * ERFC_SCALE)
-            return diff.mul_(factor.narrow(0, start, span))
+            eta = ERFC_SCALE * (half_sum + 0.5 * block)  # as echo_density_profile computes it
+            return eta.sub_(target[row].narrow(0, start, span)).mul_(factor.narrow(0, start, span))
 
         wants = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         sums, grad_mag, grad_sigma = _scan(mag_p, sigma_p, kappa, win, slope_weights=slope_weights,
                                            n_grad=n if wants else 0)
-        diff = torch.add(offset, sums, alpha=0.5 * ERFC_SCALE).neg_()  # eta_t - eta_p
+        diff = target - ERFC_SCALE * (half_sum + 0.5 * sums)
         ctx.save_for_backward(grad_mag, grad_sigma, diff)
         return diff.pow(2).mean(-1)
 
