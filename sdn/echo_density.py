@@ -71,9 +71,10 @@ WINDOW_SECONDS = 0.02
 KAPPA = (1e2, 1e5)
 #: The two window placements (see the module docstring).
 WINDOWS = ("centred", "paper")
-#: Size in bytes of the scratch grid of indicators: large enough that each block of windows
-#: costs few operator calls, small enough to stay in the level-2 caches of two cores.
-GRID_BYTES = 2 * 2**20
+#: Bytes of the scratch grid of indicators per intra-op thread: large enough that each block
+#: of windows costs few operator calls, small enough to stay in a core's level-2 cache (every
+#: pass over a block then runs from that cache, about 1.5x faster than from memory).
+GRID_BYTES = 2**20
 
 
 def echo_density_window(sample_rate: float, window_seconds: float = WINDOW_SECONDS,
@@ -257,7 +258,8 @@ def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
     rows, width = sigma.shape
     length = win.shape[0]
     dtype, device = mag.dtype, mag.device
-    cols = max(64, min(width, GRID_BYTES // (length * (torch.finfo(dtype).bits // 8)) - length))
+    grid_bytes = GRID_BYTES * torch.get_num_threads()
+    cols = max(64, min(width, grid_bytes // (length * (torch.finfo(dtype).bits // 8)) - length))
     cols = -(-width // -(-width // cols))  # blocks of equal width: the last one leaves little to clear
     buf = _grid_buffer((length, cols + length), dtype, device)
     skew = buf.as_strided((length, cols + length - 1), (cols + length - 1, 1))
