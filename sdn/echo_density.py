@@ -273,29 +273,35 @@ def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
         grad_mag = torch.zeros((n_grad, width + length - 1), dtype=dtype, device=device)
         grad_sigma = torch.empty((n_grad, width), dtype=dtype, device=device)
         scattered = torch.empty(cols + length - 1, dtype=dtype, device=device)
+    # views of the buffer per block width (all blocks but the last have width cols)
+    views = {}
+    for span in {cols, width - (width - 1) // cols * cols}:
+        grid = buf.narrow(1, 0, span)
+        views[span] = (grid, grid.t(), skew.narrow(1, 0, span + length - 1).t(),
+                       scattered.narrow(0, 0, span + length - 1) if grad else None)
     for row in range(rows):
         offset = mag.storage_offset() + row * mag.stride(0)
+        sums_row = sums[row]
         for start in range(0, width, cols):
             span = min(cols, width - start)
             if span < cols:  # a last, shorter block: its padding must be zero (and stays so)
                 buf[:, span:].zero_()
-            grid = buf.narrow(1, 0, span)
+            grid, grid_t, skew_t, spread = views[span]
             frames = mag.as_strided((length, span), (1, 1), offset + start)  # frames[j, i] = mag[i + j]
-            block = sums[row].narrow(0, start, span)
+            block = sums_row.narrow(0, start, span)
             if soft:
                 torch.addcmul(bias[row].narrow(0, start, span), frames, half_k.narrow(0, start, span),
                               out=grid).tanh_()
             else:
                 torch.gt(frames, sigma[row].narrow(0, start, span), out=grid)
-            torch.mv(grid.t(), win, out=block)
+            torch.mv(grid_t, win, out=block)
             if not grad or row >= n_grad:
                 continue
             q = slope_weights(row, start, block) if callable(slope_weights) else slope_weights[row].narrow(0, start, span)
             # q (1 - t^2) in one pass: autograd's own derivative of tanh, written over the grid
             torch.ops.aten.tanh_backward.grad_input(q, grid, grad_input=grid)
-            torch.mv(grid.t(), win, out=grad_sigma[row].narrow(0, start, span))
-            spread = scattered.narrow(0, 0, span + length - 1)
-            torch.mv(skew.narrow(1, 0, span + length - 1).t(), win, out=spread)
+            torch.mv(grid_t, win, out=grad_sigma[row].narrow(0, start, span))
+            torch.mv(skew_t, win, out=spread)
             grad_mag[row].narrow(0, start, span + length - 1).add_(spread)
     if grad:
         return sums, grad_mag, grad_sigma.neg_()
@@ -340,7 +346,7 @@ class _SoftProfileMSE(torch.autograd.Function):
 
         def slope_weights(row, start, block):
             span = block.shape[0]
-            eta = ERFC_SCALE * (half_sum + 0.5 * block)  # as echo_density_profile computes it
+            eta = torch.add(half_sum, block, alpha=0.5).mul_(ERFC_SCALE)  # as echo_density_profile has it
             return eta.sub_(target[row].narrow(0, start, span)).mul_(factor.narrow(0, start, span))
 
         wants = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
