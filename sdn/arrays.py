@@ -60,7 +60,18 @@ def as_tensor(h: ArrayLike, name: str = "h", min_length: int = 1) -> tuple[torch
 
 
 def check_sample_rate(sample_rate: float) -> float:
-    """The sampling rate in Hz as a float; a clear error unless it is a positive finite number."""
+    """The sampling rate as a float; a clear error unless it is a positive finite number.
+
+    Parameters
+    ----------
+    sample_rate : int or float
+        Sampling rate in Hz.
+
+    Returns
+    -------
+    float
+        The same rate in Hz.
+    """
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)):
         raise TypeError(f"sample_rate must be a number, got {type(sample_rate).__name__}")
     if not (math.isfinite(sample_rate) and sample_rate > 0):
@@ -69,7 +80,22 @@ def check_sample_rate(sample_rate: float) -> float:
 
 
 def to_kind(x: torch.Tensor, was_numpy: bool, like: ArrayLike | None = None) -> ArrayLike:
-    """``x`` as a float64 numpy array (``was_numpy``) or as a tensor in the dtype of ``like``."""
+    """A result in the kind of the input it came from.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The result.
+    was_numpy : bool
+        Whether the input was a numpy array (:func:`as_tensor`).
+    like : tensor or ndarray, optional
+        The input; a tensor result takes its dtype.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray
+        ``x`` as a float64 array, or as a tensor in the dtype of ``like``.
+    """
     if was_numpy:
         return x.detach().cpu().to(torch.float64).numpy()
     if isinstance(like, torch.Tensor):
@@ -78,7 +104,20 @@ def to_kind(x: torch.Tensor, was_numpy: bool, like: ArrayLike | None = None) -> 
 
 
 def nan_where(value: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """``value`` where ``valid``, NaN elsewhere (a parameter that cannot be estimated)."""
+    """``value`` where ``valid``, NaN elsewhere (a parameter that cannot be estimated).
+
+    Parameters
+    ----------
+    value : torch.Tensor
+        Estimates.
+    valid : torch.Tensor of bool
+        Where the estimates hold, broadcastable against ``value``.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype as ``value``.
+    """
     return torch.where(valid, value, torch.full_like(value, float("nan")))
 
 

@@ -16,7 +16,10 @@ norm before calling the loss; the EDC and EDP terms depend on the scale.
   \mathcal L_\mathrm{EDP}`, returning the terms.
 
 Each follows the definition of the paper's released code (its ``losses.py`` and ``curves.py``):
-the same decay curves, STFT, mel filterbank, dB floors, echo density windows and slopes.
+the same decay curves, STFT, mel filterbank, dB floors, echo density windows and slopes. Two
+numerical details differ, not the definitions: the mel filterbank is built in float64 (torchaudio
+builds it in float32), and the decay curves are summed from the end of the record (the released
+code subtracts forward cumulative sums, which loses the late decay to rounding in float32).
 
 Training compares many predictions with one target: :class:`MelEDRLoss` and :class:`EDPLoss`
 keep the target's feature (mel EDR, soft echo density profile) and reuse it while the same
