@@ -77,6 +77,19 @@ def test_clarity_and_definition_closed_forms(rt):
     assert R.definition(h, FS) == pytest.approx(1 / (1 + 10 ** (-c50 / 10)), abs=1e-12)
 
 
+def test_energy_ratios_start_at_a_given_onset():
+    h = exponential_decay(0.5, seconds=1.0)
+    for k in (0, 400, 2000):
+        for ratio in (R.clarity, R.definition):
+            assert ratio(h, FS, onset=k) == pytest.approx(ratio(h[k:], FS), abs=1e-12)
+    bands = R.clarity(np.stack([h, h]), FS, bands="octave", onset=np.array([0, 400]))
+    assert bands.shape == (2, 6)
+    np.testing.assert_allclose(bands[0], R.clarity(h, FS, bands="octave"), rtol=1e-9)  # detected onset: 0
+    assert np.all(bands[1] > bands[0])  # a later start of the same decay: less late energy per early
+    with pytest.raises(ValueError, match="start samples must have shape"):
+        R.clarity(np.stack([h, h]), FS, onset=np.array([0]))
+
+
 def test_drr_closed_form():
     h = np.zeros(8000)
     h[1000] = 1.0
