@@ -85,7 +85,6 @@ def test_energy_ratios_start_at_a_given_onset():
     bands = R.clarity(np.stack([h, h]), FS, bands="octave", onset=np.array([0, 400]))
     assert bands.shape == (2, 6)
     np.testing.assert_allclose(bands[0], R.clarity(h, FS, bands="octave"), rtol=1e-9)  # detected onset: 0
-    assert np.all(bands[1] > bands[0])  # a later start of the same decay: less late energy per early
     with pytest.raises(ValueError, match="start samples must have shape"):
         R.clarity(np.stack([h, h]), FS, onset=np.array([0]))
 
