@@ -35,8 +35,9 @@ In silent stretches (:math:`\sigma = 0`) the hard indicator is 0 and the soft on
 :math:`\sigma` has a zero gradient there (no NaN gradients on leading zeros).
 
 Computation: :math:`\sigma^2` by running sums in float64 (O(T) instead of O(TL)); the
-indicators of a block of windows on an ``(L, columns)`` strided view of the signal, in a scratch
-grid that stays in the processor cache, summed over each window by a matrix-vector product. The
+indicators of a block of windows on an ``(L, columns)`` strided view of the signal, in a reused
+scratch grid (one that fits a core's cache with one thread, larger with several), summed over
+each window by a matrix-vector product. The
 soft indicator is evaluated as :math:`\tfrac12(1 + \tanh(x/2))`, the same function as the
 sigmoid, which saturates to exactly 0 or 1 without subnormal numbers. The loss
 :func:`soft_echo_density_mse` computes its exact gradient in the same pass over the grid
@@ -71,10 +72,13 @@ WINDOW_SECONDS = 0.02
 KAPPA = (1e2, 1e5)
 #: The two window placements (see the module docstring).
 WINDOWS = ("centred", "paper")
-#: Bytes of the scratch grid of indicators per intra-op thread: large enough that each block
-#: of windows costs few operator calls, small enough to stay in a core's level-2 cache (every
-#: pass over a block then runs from that cache, about 1.5x faster than from memory).
+#: Bytes of the scratch grid of indicators with one thread: small enough to stay in a core's
+#: level-2 cache (every pass over a block then runs from there, about 1.5x faster than from
+#: memory), large enough that a block costs few operator calls.
 GRID_BYTES = 2**20
+#: Bytes of the grid with several threads: every operator call then synchronises the threads,
+#: which costs more than the cache misses of one large block (measured on 2 cores).
+PARALLEL_GRID_BYTES = 64 * 2**20
 
 
 def echo_density_window(sample_rate: float, window_seconds: float = WINDOW_SECONDS,
@@ -258,7 +262,7 @@ def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
     rows, width = sigma.shape
     length = win.shape[0]
     dtype, device = mag.dtype, mag.device
-    grid_bytes = GRID_BYTES * torch.get_num_threads()
+    grid_bytes = GRID_BYTES if torch.get_num_threads() == 1 else PARALLEL_GRID_BYTES
     cols = max(64, min(width, grid_bytes // (length * (torch.finfo(dtype).bits // 8)) - length))
     cols = -(-width // -(-width // cols))  # blocks of equal width: the last one leaves little to clear
     buf = _grid_buffer((length, cols + length), dtype, device)

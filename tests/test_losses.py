@@ -233,10 +233,17 @@ def _small_pair(shape, seed):
             rir_like(shape, seed=seed + 1, fs=1000, rt=0.4, delay=0))
 
 
-@pytest.mark.parametrize("grid_bytes", [ed.GRID_BYTES, 1])
-def test_edp_mse_gradcheck_batched_and_in_blocks(monkeypatch, grid_bytes):
+def small_blocks(monkeypatch):
+    """Blocks of 64 windows whatever the number of threads."""
+    monkeypatch.setattr(ed, "GRID_BYTES", 1)
+    monkeypatch.setattr(ed, "PARALLEL_GRID_BYTES", 1)
+
+
+@pytest.mark.parametrize("blocks", ["whole", "small"])
+def test_edp_mse_gradcheck_batched_and_in_blocks(monkeypatch, blocks):
     """Paper-placed SoftEDP loss, per item, in one block of windows or in blocks of 64."""
-    monkeypatch.setattr(ed, "GRID_BYTES", grid_bytes)
+    if blocks == "small":
+        small_blocks(monkeypatch)
     pred, target = _small_pair((2, 120), 40)  # 99 windows: two blocks of 64 with grid_bytes=1
     profile = echo_density_profile(target, 1000, soft=True, windows="paper")
     assert torch.autograd.gradcheck(lambda x: soft_echo_density_mse(x, profile, 1000), (pred,),
@@ -440,7 +447,7 @@ def test_edp_loss_and_gradient_do_not_depend_on_the_block_size(monkeypatch):
     target = rir_like((3, 1200), seed=19, rt=0.5)
     whole = EDPLoss(FS, reduction="none")(h, target)
     (g_whole,) = torch.autograd.grad(whole.sum(), h)
-    monkeypatch.setattr(ed, "GRID_BYTES", 1)  # blocks of 64 windows instead of one block
+    small_blocks(monkeypatch)
     chunked = EDPLoss(FS, reduction="none")(h, target)
     (g_chunked,) = torch.autograd.grad(chunked.sum(), h)
     torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-14)
@@ -462,7 +469,7 @@ def test_edp_profiles_do_not_depend_on_the_block_size(monkeypatch):
     h = rir_like((2, 2000), seed=22)
     whole = {(soft, windows): echo_density_profile(h, FS, soft=soft, windows=windows)
              for soft in (False, True) for windows in ("centred", "paper")}
-    monkeypatch.setattr(ed, "GRID_BYTES", 1)  # blocks of 64 windows
+    small_blocks(monkeypatch)
     for (soft, windows), expected in whole.items():
         got = echo_density_profile(h, FS, soft=soft, windows=windows)
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-14)  # summation order only
