@@ -1,12 +1,16 @@
 """Forward + backward time of the paper's losses on one 1 s RIR at 16 kHz (16000 samples).
 
-Usage: python benchmarks/bench_losses.py [--dtype float32|float64] [--repeats 30] [--threads N]
+Usage: python benchmarks/bench_losses.py [--dtype float32|float64] [--repeats 30] [--threads N] [--profile]
 
 Signals: exponentially decaying Gaussian noise (T60 about 0.6 s) with a leading silence, unit
 norm, prediction requiring grad. Each timing is the median of ``repeats`` runs after warm-up,
-wall clock, of ``loss(pred, target)`` followed by ``.backward()``. The header shows the 1-minute
-load average: on a CPU shared with other jobs, multi-threaded timings are unreliable (threads
-wait for each other at every parallel operation); compare with ``--threads 1`` there.
+wall clock, of ``loss(pred, target)`` followed by ``.backward()``. As in training, the target is
+the same tensor at every call, so the losses may reuse its features; the line "new target each
+call" passes a fresh copy every time instead. The header shows the 1-minute load average: on a
+CPU shared with other jobs, multi-threaded timings are unreliable (threads wait for each other at
+every parallel operation); compare with ``--threads 1`` there. ``--profile`` also prints
+``torch.profiler``'s table of the operators of ``EDPLoss`` (forward + backward), sorted by their
+own time. See benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -31,10 +35,11 @@ def decaying_noise(seed: int, dtype: torch.dtype) -> torch.Tensor:
     return (h / h.norm()).to(dtype)
 
 
-def time_loss(loss_fn, pred: torch.Tensor, target: torch.Tensor, repeats: int, warmup: int = 5) -> float:
+def time_loss(loss_fn, pred: torch.Tensor, target: torch.Tensor, repeats: int, warmup: int = 5,
+              new_target: bool = False) -> float:
     def step() -> None:
         x = pred.detach().clone().requires_grad_(True)
-        out = loss_fn(x, target)
+        out = loss_fn(x, target.clone() if new_target else target)
         total = out["total"] if isinstance(out, dict) else out
         total.backward()
 
@@ -48,11 +53,24 @@ def time_loss(loss_fn, pred: torch.Tensor, target: torch.Tensor, repeats: int, w
     return statistics.median(times)
 
 
+def profile_edp(pred: torch.Tensor, target: torch.Tensor, steps: int = 20) -> None:
+    """Print the operators of EDPLoss forward + backward, sorted by their own time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    loss_fn = EDPLoss(SAMPLE_RATE)
+    time_loss(loss_fn, pred, target, repeats=1)  # warm-up, target features cached
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        time_loss(loss_fn, pred, target, repeats=steps, warmup=0)
+    print(f"\nEDPLoss, {steps} forward + backward steps (times are totals over the steps):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--profile", action="store_true", help="also print the operator profile of EDPLoss")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,14 +81,17 @@ def main() -> None:
           f"T = {N_SAMPLES} samples at {SAMPLE_RATE} Hz, median of {args.repeats} (forward + backward); "
           f"{os.cpu_count()} CPUs, load average {load:.2f}")
     cases = [
-        ("EDCLoss", EDCLoss()),
-        ("MelEDRLoss", MelEDRLoss(SAMPLE_RATE)),
-        ("EDPLoss", EDPLoss(SAMPLE_RATE)),
-        ("SDNLoss (all three)", SDNLoss(SAMPLE_RATE)),
+        ("EDCLoss", EDCLoss(), False),
+        ("MelEDRLoss", MelEDRLoss(SAMPLE_RATE), False),
+        ("EDPLoss", EDPLoss(SAMPLE_RATE), False),
+        ("EDPLoss, new target each call", EDPLoss(SAMPLE_RATE), True),
+        ("SDNLoss (all three)", SDNLoss(SAMPLE_RATE), False),
     ]
-    for name, loss_fn in cases:
-        seconds = time_loss(loss_fn, pred, target, args.repeats)
-        print(f"{name:<22s} {seconds * 1e3:8.2f} ms")
+    for name, loss_fn, new_target in cases:
+        seconds = time_loss(loss_fn, pred, target, args.repeats, new_target=new_target)
+        print(f"{name:<30s} {seconds * 1e3:8.2f} ms")
+    if args.profile:
+        profile_edp(pred, target)
 
 
 if __name__ == "__main__":

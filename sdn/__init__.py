@@ -1,7 +1,8 @@
 """Differentiable scattering delay networks (SDN) for artificial reverberation.
 
 The model is importable from here; the rest lives in submodules, imported on demand:
-``sdn.acoustics`` (EDC, T30/EDT, clarity, echo density), ``sdn.losses`` (the paper's losses),
+``sdn.acoustics`` (EDC, T30/EDT, echo density), ``sdn.energy_ratios`` (C50, D50, DRR),
+``sdn.features`` (Schroeder integral, mel EDR), ``sdn.losses`` (the paper's losses),
 ``sdn.data`` (the registry of measured files, download), ``sdn.rir`` (loading and preprocessing
 a measured RIR), ``sdn.homula`` (the HOMULA-RIR archive and published positions),
 ``sdn.calibration`` (microphone position from an RIR), ``sdn.config`` (experiment and room

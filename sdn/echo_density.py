@@ -1,54 +1,106 @@
-r"""Echo density profile (Abel & Huang 2006) and its soft, differentiable version.
+r"""Echo density profile (Abel & Huang 2006) and its soft, differentiable version (SoftEDP).
 
-For every sample :math:`n` of an impulse response :math:`h`, with a Hann window :math:`w` of odd
-length :math:`L` (20 ms by default) normalised to :math:`\sum_\tau w(\tau) = 1` and centred on
-:math:`n`,
+For an impulse response :math:`h` and a Hann window :math:`w` of odd length :math:`L` (20 ms,
+321 samples at 16 kHz) normalised to :math:`\sum_j w(j) = 1`, the window starting at sample
+:math:`i` gives
 
 .. math::
 
-    \sigma(n) = \Big(\sum_\tau w(\tau)\, h^2(n+\tau)\Big)^{1/2},\qquad
-    \eta(n) = \frac{1}{\operatorname{erfc}(1/\sqrt 2)} \sum_\tau w(\tau)\,
-              \mathbb 1\{|h(n+\tau)| > \sigma(n)\},
+    \sigma(i) = \Big(\sum_{j=0}^{L-1} w(j)\, h^2(i+j)\Big)^{1/2},\qquad
+    \eta(i) = \frac{1}{\operatorname{erfc}(1/\sqrt 2)} \sum_{j=0}^{L-1} w(j)\,
+              \mathbb 1\{|h(i+j)| > \sigma(i)\}.
 
-:math:`\tau = -(L-1)/2, \dots, (L-1)/2`. :math:`\sigma` is the window-weighted standard deviation
-about zero, as in Abel & Huang (and the paper's code). For Gaussian noise :math:`\eta \approx 1`;
-for sparse early reflections :math:`\eta \ll 1`. The soft profile (Mezza et al., EURASIP JASMP
-2024) replaces the indicator by :math:`\operatorname{sigmoid}(\kappa(n)(|h(n+\tau)|-\sigma(n)))`
-with :math:`\kappa(n)` rising linearly from :math:`10^2` to :math:`10^5` over the profile (one
-value per output sample).
+:math:`\sigma` is the window-weighted standard deviation about zero. For Gaussian noise
+:math:`\eta \approx 1`; for sparse early reflections :math:`\eta \ll 1`. The soft profile
+(SoftEDP, Mezza et al. 2024) replaces the indicator by
+:math:`\operatorname{sigmoid}(\kappa(i)(|h(i+j)| - \sigma(i)))`, with slopes :math:`\kappa(i)`
+rising linearly from :math:`10^2` to :math:`10^5` over the profile; :math:`\sigma` is part of the
+graph (its gradient flows), as in the paper's code.
 
-Edge handling: the profile has one value per input sample (length T). Near both ends the window
-is truncated to the record and renormalised to sum 1 (no zero padding is counted as samples).
-In silent stretches (:math:`\sigma=0`) the hard indicator is 0 and the soft one is
-:math:`\operatorname{sigmoid}(0)=1/2`, as in the paper's implementation; :math:`\sigma` uses a
-square root whose gradient is defined as 0 there (no NaN gradients on leading zeros).
+Two placements of the windows:
 
-The computation is vectorized: :math:`\sigma` by running sums (O(T)); the indicators on an
-``(L, T)`` strided view of the signal (no copy), summed over the window by one matrix-vector
-product; a hand-written backward scatters the gradient grid back to the samples with one skewed
-view and a column sum. The paper's code loops over the T windows in Python.
+``windows="paper"`` (the training loss, :func:`soft_echo_density_mse`)
+    The definition of the paper's released code: windows start at :math:`i = 0, \dots, T-L-1`,
+    so the profile has :math:`T - L` values, :math:`\kappa` is spread over those values, and
+    there are no edge windows. Its value :math:`i` belongs to the window centred on sample
+    :math:`i + (L-1)/2`.
+``windows="centred"`` (the analysis figures and :func:`sdn.acoustics.mixing_time`)
+    One value per input sample (length :math:`T`): the window is centred on sample :math:`n`,
+    truncated to the record near both ends and renormalised to sum 1 there (samples outside the
+    record are not counted). :math:`\kappa` is spread over the :math:`T` values. In the interior
+    the hard profile equals the paper's: ``centred[n] == paper[n - (L-1)/2]``.
+
+In silent stretches (:math:`\sigma = 0`) the hard indicator is 0 and the soft one
+:math:`\operatorname{sigmoid}(0) = 1/2`, as in the paper's code; the square root of
+:math:`\sigma` has a zero gradient there (no NaN gradients on leading zeros).
+
+Computation: :math:`\sigma^2` by running sums in float64 (O(T) instead of O(TL)); the
+indicators of a block of windows on an ``(L, columns)`` strided view of the signal, in a reused
+scratch grid (one that fits a core's cache with one thread, larger with several), summed over
+each window by a matrix-vector product. The
+soft indicator is evaluated as :math:`\tfrac12(1 + \tanh(x/2))`, the same function as the
+sigmoid, which saturates to exactly 0 or 1 without subnormal numbers. The loss
+:func:`soft_echo_density_mse` computes its exact gradient in the same pass over the grid
+(the gradient is scattered back to the samples by one skewed view of the grid and a second
+matrix-vector product), so nothing of size :math:`T L` is stored. The paper's code loops over
+the windows in Python.
+
+References
+----------
+J. S. Abel and P. Huang, "A simple, robust measure of reverberation echo density," 121st AES
+Convention, 2006.
+
+A. I. Mezza, R. Giampiccolo, E. De Sena and A. Bernardini, "Data-driven room acoustic modeling
+via differentiable feedback delay networks with learnable delay lines," EURASIP Journal on
+Audio, Speech, and Music Processing, 2024:51, 2024.
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 
 import torch
 import torch.nn.functional as F
 
-#: 1 / erfc(1/sqrt(2)): the expected fraction of Gaussian samples beyond one standard deviation.
+#: :math:`1/\operatorname{erfc}(1/\sqrt 2)`: the inverse of the expected fraction of Gaussian
+#: samples beyond one standard deviation.
 ERFC_SCALE = 1.0 / math.erfc(1.0 / math.sqrt(2.0))
 #: Default analysis window length in seconds.
 WINDOW_SECONDS = 0.02
-#: Default sigmoid slopes (start, end) of the soft profile.
+#: Default sigmoid slopes (first, last) of the soft profile.
 KAPPA = (1e2, 1e5)
+#: The two window placements (see the module docstring).
+WINDOWS = ("centred", "paper")
+#: Bytes of the scratch grid of indicators with one thread: small enough to stay in a core's
+#: level-2 cache (every pass over a block then runs from there, about 1.5x faster than from
+#: memory), large enough that a block costs few operator calls.
+GRID_BYTES = 2**20
+#: Bytes of the grid with several threads: every operator call then synchronises the threads,
+#: which costs more than the cache misses of one large block (measured on 2 cores).
+PARALLEL_GRID_BYTES = 64 * 2**20
 
 
 def echo_density_window(sample_rate: float, window_seconds: float = WINDOW_SECONDS,
                         dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
-    """Odd-length symmetric Hann window normalised to sum 1, shape (L,).
+    """Odd-length symmetric Hann window normalised to sum 1.
 
-    ``L = int(window_seconds * sample_rate)``, plus one if even (321 samples at 16 kHz).
+    Parameters
+    ----------
+    sample_rate : float
+        Sampling rate in Hz.
+    window_seconds : float
+        Nominal window length in seconds; ``L = int(window_seconds * sample_rate)``, plus one
+        if even (321 samples for 20 ms at 16 kHz).
+    dtype : torch.dtype
+        Floating-point type of the window.
+    device : torch.device or str, optional
+        Device of the window.
+
+    Returns
+    -------
+    torch.Tensor, shape (L,)
+        Window weights; the two end taps are 0.
     """
     length = int(window_seconds * sample_rate)
     length += 1 - length % 2
@@ -58,7 +110,11 @@ def echo_density_window(sample_rate: float, window_seconds: float = WINDOW_SECON
     return win / win.sum()
 
 
+# --------------------------------------------------------------------------- window energies
+
+
 def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """Square root with a zero gradient at 0 (silent windows)."""
     positive = x > 0
     return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
 
@@ -69,249 +125,281 @@ def _sliding_sums(y: torch.Tensor, width: int, count: int, offset: int) -> torch
     Block-local running sums: ``y`` is cut into blocks of ``width`` samples, each with its own
     cumulative sum, and every window is (end of one block) + (start of the next). The rounding
     error is relative to the energy of two blocks around the window, not to the energy of the
-    whole record (which is what a single cumulative sum over T samples would give and which ruins
-    deep decay tails).
+    whole record (a single cumulative sum over T samples would ruin deep decay tails).
     """
     n_items, length = y.shape
     n_blocks = (offset + count + width - 1) // width + 1
-    padded = torch.zeros((n_items, n_blocks * width), dtype=y.dtype, device=y.device)
-    padded = padded.index_copy(1, torch.arange(length, device=y.device), y) if length else padded
+    padded = F.pad(y, (0, n_blocks * width - length))
     q = F.pad(torch.cumsum(padded.view(n_items, n_blocks, width), -1), (1, 0))  # q[b, i]: first i
     following = F.pad(q[:, 1:, :width], (0, 0, 0, 1))  # partial sums of the next block
     sums = (q[..., width:] - q[..., :width]) + following
     return sums.reshape(n_items, n_blocks * width)[:, offset:offset + count]
 
 
-def _hann_weighted_sum(x: torch.Tensor, length: int) -> torch.Tensor:
-    r"""sum_tau w(tau) x(n + tau) for the centred, sum-1 Hann window of odd ``length``, (N, T).
+@functools.lru_cache(maxsize=16)
+def _rotations(count: int, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""cos and sin of :math:`2\pi m/(L-1)` for m = 0 .. count - 1, float64 (count,) each (cached)."""
+    phase = torch.arange(count, dtype=torch.float64, device=device) * (2.0 * math.pi / (length - 1))
+    return torch.cos(phase), torch.sin(phase)
 
-    Zero outside the record. With :math:`w(\tau) = (1 - \cos(\theta(\tau + h)))/(L-1)`,
-    :math:`\theta = 2\pi/(L-1)`, :math:`h=(L-1)/2`, the sum is a box sum of :math:`x` minus box
-    sums of :math:`x\cos\theta m` and :math:`x\sin\theta m` rotated by :math:`\theta n`
-    (:func:`_sliding_sums`, float64, cast back): O(T) instead of O(T L). Only the L - 2 inner taps
-    enter (the end taps have weight 0), so windows whose weighted samples are all zero give
-    exactly 0.
+
+def _hann_weighted_sum(x: torch.Tensor, length: int) -> torch.Tensor:
+    r"""Centred Hann-weighted sums :math:`\sum_\tau w(\tau) x(n+\tau)`, shape (N, T).
+
+    ``x`` (N, T) is taken as zero outside the record; :math:`w` is the sum-1 Hann window of odd
+    ``length``. With :math:`w(\tau) = (1 - \cos(\theta(\tau + h)))/(L-1)`,
+    :math:`\theta = 2\pi/(L-1)` and :math:`h = (L-1)/2`, the sum is a box sum of :math:`x` minus
+    box sums of :math:`x\cos\theta m` and :math:`x\sin\theta m` rotated by :math:`\theta n`
+    (:func:`_sliding_sums`, in float64, cast back): O(T) instead of O(TL). Only the L - 2 inner
+    taps enter (the end taps weigh 0), so a window without energy gives exactly 0.
     """
     half = length // 2
     n = x.shape[-1]
     xp = F.pad(x.to(torch.float64), (half, half))  # xp[q + half] = x[q]
-    m = torch.arange(xp.shape[-1], dtype=torch.float64, device=x.device)
-    theta = 2.0 * math.pi / (length - 1)
+    cos, sin = _rotations(xp.shape[-1], length, x.device)
     # output n: taps tau = -half+1 .. half-1 are xp[n + 1 .. n + L - 2], with tau + half = m - n
-    width, offset = length - 2, 1
-    box = _sliding_sums(xp, width, n, offset)
-    s_cos = _sliding_sums(xp * torch.cos(theta * m), width, n, offset)
-    s_sin = _sliding_sums(xp * torch.sin(theta * m), width, n, offset)
-    k = torch.arange(n, dtype=torch.float64, device=x.device)
-    cos_part = s_cos * torch.cos(theta * k) + s_sin * torch.sin(theta * k)
-    # sum over the L taps of 1 - cos(theta i) is L - 1: the normalisation to sum 1
+    sums = _sliding_sums(torch.cat([xp, xp * cos, xp * sin]), length - 2, n, 1)
+    box, s_cos, s_sin = sums.chunk(3)
+    cos_part = s_cos * cos[:n] + s_sin * sin[:n]  # the rotation by theta n (period L - 1)
+    # the L taps of 1 - cos(theta i) sum to L - 1: the normalisation to sum 1
     return ((box - cos_part) / (length - 1)).to(x.dtype)
+
+
+class _WindowEnergy(torch.autograd.Function):
+    """:func:`_hann_weighted_sum` of ``x`` (N, T) with a window ``length``, differentiable.
+
+    The operation is linear and self-adjoint (a correlation with a symmetric window, zero
+    outside the record), so its backward is the same sum of the incoming gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, length):
+        ctx.length = length
+        return _hann_weighted_sum(x, length)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _hann_weighted_sum(grad, ctx.length), None
+
+
+def _weight_inside(win: torch.Tensor, n: int) -> torch.Tensor:
+    """Mass of the centred window inside a record of ``n >= L`` samples, shape (n,)."""
+    half = win.shape[0] // 2
+    inside = torch.ones(n, dtype=win.dtype, device=win.device)
+    partial = torch.cumsum(win, 0)[half:-1]  # window mass from tap -half up to tap +k, k < half
+    inside[:half] = partial  # output n < half sees taps -n..half: by symmetry cw[half + n]
+    inside[n - half:] = partial.flip(0)
+    return inside
+
+
+# --------------------------------------------------------------------------- indicator sums
 
 
 _WORKSPACE = threading.local()
 
 
-def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A reusable scratch grid (one per thread, shape, dtype and device; the 2 most recent are kept,
-    at most ``GRID_BYTES`` each, or one signal's grid where that is larger).
+def _grid_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A zero-initialised scratch buffer, reused by later scans of the same thread and shape.
 
-    The indicator grid is about 5 M values at 16 kHz; allocating it afresh on every call costs
-    more (page faults) than computing it. It is only used transiently inside one forward or one
-    backward call, never saved for later, so reuse is safe.
+    A fresh buffer of a few MB costs page faults and zeroing on every call; :func:`_scan`
+    keeps the last ``L`` columns of every row at zero, as a new buffer has them.
     """
-    cache = getattr(_WORKSPACE, "buffers", None)
-    if cache is None:
-        cache = _WORKSPACE.buffers = {}
-    key = (shape, dtype, str(device))
-    if math.prod(shape) * (torch.finfo(dtype).bits // 8) > GRID_BYTES:
-        return torch.empty(shape, dtype=dtype, device=device)  # too large to keep around
-    buf = cache.pop(key, None)
-    if buf is None:
-        buf = torch.empty(shape, dtype=dtype, device=device)
-    cache[key] = buf  # most recently used last
-    while len(cache) > 2:
-        cache.pop(next(iter(cache)))
-    return buf
+    key = (shape, dtype, device)
+    cached = getattr(_WORKSPACE, "buffer", None)
+    if cached is None or cached[0] != key:
+        cached = (key, torch.zeros(shape, dtype=dtype, device=device))
+        _WORKSPACE.buffer = cached
+    return cached[1]
 
 
-def _take_grid(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A grid that the caller owns until it hands it back with :func:`_return_grid`.
+def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
+    r"""Window sums of the indicators and, optionally, their exact gradient.
 
-    Used for the grid kept from a forward to its backward (a different buffer from the scratch
-    grid); recycled so that every training step does not allocate (and page-fault) it anew.
+    For every row ``r`` and window ``i`` computes
+    :math:`S(r, i) = \sum_j w(j)\, t(r, j, i)` with :math:`t = \tanh(x/2)`,
+    :math:`x = \kappa(i)(\mathrm{mag}(r, i + j) - \sigma(r, i))` (soft; the soft indicator is
+    :math:`(1 + t)/2`) or, if ``kappa`` is None, :math:`t = \mathbb 1\{\mathrm{mag} > \sigma\}`
+    (hard).
+
+    Parameters
+    ----------
+    mag : torch.Tensor, shape (R, W + L - 1)
+        Magnitudes :math:`|h|`; ``-inf`` marks samples outside the record (indicator 0).
+    sigma : torch.Tensor, shape (R, W)
+        Window standard deviations.
+    kappa : torch.Tensor, shape (W,), or None
+        Sigmoid slopes; None for the hard indicator.
+    win : torch.Tensor, shape (L,)
+        Window.
+    slope_weights : torch.Tensor or callable, optional
+        :math:`q = \kappa/2 \cdot \partial\mathcal L/\partial S` for the first ``n_grad`` rows,
+        shape (n_grad, W); or a callable ``(row, start, sums)`` that returns it, shape (C,), for
+        the windows ``start .. start + C - 1`` of a row given their sums ``S``, shape (C,).
+    n_grad : int
+        Number of leading rows whose gradients are wanted (soft indicator only).
+
+    Returns
+    -------
+    sums : torch.Tensor, shape (R, W)
+        :math:`S`.
+    grad_mag : torch.Tensor, shape (n_grad, W + L - 1), or None
+        :math:`\partial \mathcal L/\partial \mathrm{mag}` of the first ``n_grad`` rows.
+    grad_sigma : torch.Tensor, shape (n_grad, W), or None
+        :math:`\partial \mathcal L/\partial \sigma` of the first ``n_grad`` rows.
+
+    Notes
+    -----
+    :math:`\partial t/\partial x = (1 - t^2)/2`, so
+    :math:`\partial\mathcal L/\partial\mathrm{mag}(m) = \sum_j w(j)\, q(m - j)\,
+    (1 - t(j, m - j)^2)` and :math:`\partial\mathcal L/\partial\sigma(i) = -q(i) \sum_j w(j)
+    (1 - t(j, i)^2)`. Each row is processed in blocks of ``cols`` windows. A block's grid
+    ``G[j, i]`` is stored in rows of ``cols + L`` values whose last ``L`` are zero, so that reading
+    the same memory with rows of ``cols + L - 1`` values gives the skewed grid
+    ``V[j, m] = G[j, m - j]``; summing it over ``j`` (a matrix-vector product) scatters every
+    entry back onto its sample ``m = i + j``.
     """
-    pool = getattr(_WORKSPACE, "pool", None)
-    if pool is None:
-        pool = _WORKSPACE.pool = {}
-    free = pool.get((shape, dtype, str(device)))
-    return free.pop() if free else torch.empty(shape, dtype=dtype, device=device)
-
-
-def _return_grid(grid: torch.Tensor) -> None:
-    pool = getattr(_WORKSPACE, "pool", None)
-    if pool is None:
-        pool = _WORKSPACE.pool = {}
-    free = pool.setdefault((tuple(grid.shape), grid.dtype, str(grid.device)), [])
-    if not free:  # keep at most one per shape
-        free.append(grid)
-
-
-def _fill_grid(grid, frames, sig, k):
-    """grid <- sigmoid(k (frames - sig)) (soft) or 1{frames > sig} (hard, k is None).
-
-    Shapes: grid and frames (M, L, W), sig (M, W), k (W,). The sigmoid argument is clamped from
-    below (-40 in float32, -300 in float64): the indicator is then at least 4e-18 (resp.
-    5e-131) instead of underflowing into subnormal numbers, whose arithmetic is an order of
-    magnitude slower on x86 CPUs. The change of the profile is below 1e-17 and the gradient
-    there is negligible either way.
-    """
-    sig = sig.unsqueeze(-2)
-    if k is None:
-        torch.gt(frames, sig, out=grid)
-    else:
-        floor = -40.0 if grid.dtype in (torch.float32, torch.float16, torch.bfloat16) else -300.0
-        torch.mul(frames, k, out=grid).sub_(k * sig).clamp_(min=floor).sigmoid_()
-    return grid
-
-
-#: Upper bound on the scratch grid (bytes): batches are processed in chunks of signals below it.
-GRID_BYTES = 64 * 2**20
-
-
-def _chunks(n_items: int, length: int, width: int, dtype: torch.dtype):
-    per_item = length * width * torch.finfo(dtype).bits // 8
-    step = max(1, min(n_items, GRID_BYTES // per_item))
-    return step, [(i, min(i + step, n_items)) for i in range(0, n_items, step)]
-
-
-def _frames(padded: torch.Tensor, length: int, width: int) -> torch.Tensor:
-    """(M, L, W) view with frames[i, tau, n] = padded[i, tau + n] (no copy)."""
-    return padded.as_strided((padded.shape[0], length, width), (padded.stride(0), 1, 1))
-
-
-class _WindowedIndicatorSum(torch.autograd.Function):
-    """sum_tau W(tau, n) I(|h|(n + tau - half), sigma(n)) for each n, with a hand-written backward.
-
-    Layout: the grid ``G[i, tau, n] = |h_i|_padded[tau + n]`` (N, L, T + L) is a strided view of
-    the zero-padded magnitudes (no copy); the last L columns are padding (zero slope, zero
-    gradient) so that the backward can scatter the gradient grid onto the samples ("fold") with
-    one skewed strided view, ``V[i, tau, j] = grid[i, tau, j - tau]``, read by a batched
-    matrix-vector product. The forward's grid is kept for the backward (in a recycled buffer) when
-    the batch fits in one chunk of ``GRID_BYTES``; otherwise batches are processed in chunks of
-    signals and the backward recomputes each chunk's grid in a reused scratch buffer.
-    """
-
-    @staticmethod
-    def forward(ctx, mag, sigma, kappa, win, edge_weights):
-        # mag (N, T), sigma (N, T), kappa (T,) or None (hard), win (L,), edge_weights (L, 2*half)
-        n_items, n = mag.shape
-        length = win.shape[0]
-        half = length // 2
-        width = n + length
-        padded = F.pad(mag.detach(), (half, half + length)).contiguous()  # (N, T + 2L - 1)
-        sig = F.pad(sigma.detach(), (0, length))  # (N, width)
-        k = None if kappa is None else F.pad(kappa, (0, length))
-        frames = _frames(padded, length, width)
-        out = torch.empty_like(mag)
-        step, chunks = _chunks(n_items, length, width, mag.dtype)
-        needs_grad = kappa is not None and any(ctx.needs_input_grad[:2])
-        grid_bytes = n_items * length * width * (torch.finfo(mag.dtype).bits // 8)
-        if not needs_grad and grid_bytes > GRID_BYTES:
-            # evaluation of long or many signals: bounded memory, column by column
-            _forward_in_column_chunks(out, padded, sig, k, win, edge_weights)
-            ctx.grid = None
-            return out
-        # keep the grid for the backward when it is needed and fits in one chunk
-        keep = needs_grad and len(chunks) == 1
-        if keep:
-            workspace = _take_grid((n_items, length, width), mag.dtype, mag.device)
-        else:
-            workspace = _workspace((step, length, width), mag.dtype, mag.device)
-        ctx.grid = workspace if keep else None
-        for start, stop in chunks:
-            grid = _fill_grid(workspace[:stop - start], frames[start:stop], sig[start:stop], k)
-            values = torch.matmul(win, grid[..., :n])  # (M, T)
-            _fix_edges(values, grid, edge_weights, half, n)
-            out[start:stop] = values
-        if kappa is not None:
-            ctx.save_for_backward(padded, sig, k, win, edge_weights)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        padded, sig, k, win, edge_weights = ctx.saved_tensors
-        n_items = padded.shape[0]
-        length = win.shape[0]
-        width = sig.shape[-1]
-        n = width - length
-        half = length // 2
-        frames = _frames(padded, length, width)
-        grad_mag = torch.empty((n_items, n), dtype=padded.dtype, device=padded.device)
-        grad_sigma = torch.empty_like(grad_mag)
-        kept, ctx.grid = ctx.grid, None  # a second backward (retain_graph) recomputes
-        step, chunks = _chunks(n_items, length, width, padded.dtype)
-        if kept is None:
-            workspace = _workspace((step, length, width), padded.dtype, padded.device)
-        for start, stop in chunks:
-            m = stop - start
-            if kept is None:
-                slope = _fill_grid(workspace[:m], frames[start:stop], sig[start:stop], k)
-            else:
-                slope = kept
-            slope.addcmul_(slope, slope, value=-1.0)  # s (1 - s)
-            a = F.pad(grad_out[start:stop], (0, length)) * k  # (M, W), zero on the padding columns
-            per_n = torch.matmul(win, slope[..., :n])
-            _fix_edges(per_n, slope, edge_weights, half, n)
-            grad_sigma[start:stop] = -a[:, :n] * per_n
-            slope.mul_(a.unsqueeze(1))
-            skew = slope.as_strided((m, length, width - 1), (length * width, width - 1, 1))
-            grad_mag[start:stop] = torch.matmul(win, skew)[:, half:half + n]
-        if kept is not None:
-            _return_grid(kept)
-        return grad_mag, grad_sigma, None, None, None
-
-
-def _forward_in_column_chunks(out, padded, sig, k, win, edge_weights):
-    """Forward without gradient, one signal and at most ``GRID_BYTES`` of grid at a time."""
-    n_items, n = out.shape
+    mag = mag.contiguous()
+    rows, width = sigma.shape
     length = win.shape[0]
-    half = length // 2
-    itemsize = torch.finfo(out.dtype).bits // 8
-    cols = max(half, min(n, GRID_BYTES // (length * itemsize)))
-    for i in range(n_items):
-        row = padded[i]
-        for c0 in range(0, n, cols):
-            wc = min(cols, n - c0)
-            frames = row[c0:c0 + wc + length - 1].as_strided((1, length, wc), (0, 1, 1))
-            kc = None if k is None else k[c0:c0 + wc]
-            grid = _fill_grid(_workspace((1, length, wc), out.dtype, out.device), frames,
-                              sig[i:i + 1, c0:c0 + wc], kc)
-            out[i, c0:c0 + wc] = torch.matmul(win, grid)[0]
-        for c0, weights in ((0, edge_weights[:, :half]), (n - half, edge_weights[:, half:])):
-            frames = row[c0:c0 + half + length - 1].as_strided((1, length, half), (0, 1, 1))
-            kc = None if k is None else k[c0:c0 + half]
-            grid = _fill_grid(torch.empty((1, length, half), dtype=out.dtype, device=out.device), frames,
-                              sig[i:i + 1, c0:c0 + half], kc)
-            out[i, c0:c0 + half] = (grid[0] * weights).sum(0)
+    dtype, device = mag.dtype, mag.device
+    grid_bytes = GRID_BYTES if torch.get_num_threads() == 1 else PARALLEL_GRID_BYTES
+    cols = max(64, min(width, grid_bytes // (length * (torch.finfo(dtype).bits // 8)) - length))
+    cols = -(-width // -(-width // cols))  # blocks of equal width: the last one leaves little to clear
+    buf = _grid_buffer((length, cols + length), dtype, device)
+    skew = buf.as_strided((length, cols + length - 1), (cols + length - 1, 1))
+    sums = torch.empty((rows, width), dtype=dtype, device=device)
+    soft = kappa is not None
+    if soft:
+        half_k = 0.5 * kappa
+        bias = -half_k * sigma
+    grad = soft and slope_weights is not None and n_grad > 0
+    if grad:
+        grad_mag = torch.zeros((n_grad, width + length - 1), dtype=dtype, device=device)
+        grad_sigma = torch.empty((n_grad, width), dtype=dtype, device=device)
+        scattered = torch.empty(cols + length - 1, dtype=dtype, device=device)
+    # views of the buffer per block width (all blocks but the last have width cols)
+    views = {}
+    for span in {cols, width - (width - 1) // cols * cols}:
+        grid = buf.narrow(1, 0, span)
+        views[span] = (grid, grid.t(), skew.narrow(1, 0, span + length - 1).t(),
+                       scattered.narrow(0, 0, span + length - 1) if grad else None)
+    for row in range(rows):
+        offset = mag.storage_offset() + row * mag.stride(0)
+        sums_row = sums[row]
+        for start in range(0, width, cols):
+            span = min(cols, width - start)
+            if span < cols:  # a last, shorter block: its padding must be zero (and stays so)
+                buf[:, span:].zero_()
+            grid, grid_t, skew_t, spread = views[span]
+            frames = mag.as_strided((length, span), (1, 1), offset + start)  # frames[j, i] = mag[i + j]
+            block = sums_row.narrow(0, start, span)
+            if soft:
+                torch.addcmul(bias[row].narrow(0, start, span), frames, half_k.narrow(0, start, span),
+                              out=grid).tanh_()
+            else:
+                torch.gt(frames, sigma[row].narrow(0, start, span), out=grid)
+            torch.mv(grid_t, win, out=block)
+            if not grad or row >= n_grad:
+                continue
+            q = slope_weights(row, start, block) if callable(slope_weights) else slope_weights[row].narrow(0, start, span)
+            # q (1 - t^2) in one pass: autograd's own derivative of tanh, written over the grid
+            torch.ops.aten.tanh_backward.grad_input(q, grid, grad_input=grid)
+            torch.mv(grid_t, win, out=grad_sigma[row].narrow(0, start, span))
+            torch.mv(skew_t, win, out=spread)
+            grad_mag[row].narrow(0, start, span + length - 1).add_(spread)
+    if grad:
+        return sums, grad_mag, grad_sigma.neg_()
+    return sums, None, None
 
 
-def _fix_edges(values, grid, edge_weights, half, n):
-    """Recompute the first/last ``half`` outputs with the window restricted to the record.
+class _SoftSums(torch.autograd.Function):
+    """Differentiable soft window sums (R, W) of magnitudes (R, W + L - 1) and sigmas (R, W).
 
-    values (M, T), grid (M, L, W), edge_weights (L, 2 half).
+    The backward runs the scan again with the incoming gradient (nothing of size T L is kept).
     """
-    values[:, :half] = (grid[..., :half] * edge_weights[:, :half]).sum(-2)
-    values[:, n - half:] = (grid[..., n - half:n] * edge_weights[:, half:]).sum(-2)
+
+    @staticmethod
+    def forward(ctx, mag, sigma, kappa, win):
+        ctx.save_for_backward(mag, sigma, kappa, win)
+        return 0.5 * win.sum() + 0.5 * _scan(mag, sigma, kappa, win)[0]  # the indicator is (1 + t) / 2
+
+    @staticmethod
+    def backward(ctx, grad_sums):
+        mag, sigma, kappa, win = ctx.saved_tensors
+        q = grad_sums * (0.25 * kappa)  # the soft sums are (sum w + S) / 2; q = dL/dS kappa / 2
+        _, grad_mag, grad_sigma = _scan(mag, sigma, kappa, win, slope_weights=q, n_grad=mag.shape[0])
+        return grad_mag, grad_sigma, None, None
 
 
-def _weight_inside(win: torch.Tensor, n: int) -> torch.Tensor:
-    """Sum of the centred window over the taps that fall inside a record of n samples, (1, T)."""
-    half = win.shape[0] // 2
-    inside = torch.ones(1, n, dtype=win.dtype, device=win.device)
-    partial = torch.cumsum(win, 0)[half:-1]  # window mass from tap -half up to tap +k, k < half
-    inside[0, :half] = partial  # output n < half sees taps -n..half: by symmetry cw[half + n]
-    inside[0, n - half:] = partial.flip(0)
-    return inside
+class _SoftProfileMSE(torch.autograd.Function):
+    r"""Per-row :math:`\frac1W\sum_i (\eta_t(i) - \eta_p(i))^2` against a given profile.
+
+    Inputs: the prediction's magnitudes (N, W + L - 1) and sigmas (N, W), the target profile
+    :math:`\eta_t` (N, W), slopes (W,), window (L,). The gradient with respect to the
+    prediction's magnitudes and sigmas is computed in the same pass as its profile (the error
+    is known block by block); the backward only scales it.
+    """
+
+    @staticmethod
+    def forward(ctx, mag_p, sigma_p, target, kappa, win):
+        n, width = sigma_p.shape
+        # eta_p = c (sum w + S) / 2 with c = ERFC_SCALE, so d/dS of mean((eta_t - eta_p)^2) is
+        # c (eta_p - eta_t) / W; q is that times kappa / 2
+        half_sum = 0.5 * win.sum()
+        factor = kappa * (ERFC_SCALE / (2.0 * width))
+
+        def slope_weights(row, start, block):
+            span = block.shape[0]
+            eta = torch.add(half_sum, block, alpha=0.5).mul_(ERFC_SCALE)  # as echo_density_profile has it
+            return eta.sub_(target[row].narrow(0, start, span)).mul_(factor.narrow(0, start, span))
+
+        wants = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        sums, grad_mag, grad_sigma = _scan(mag_p, sigma_p, kappa, win, slope_weights=slope_weights,
+                                           n_grad=n if wants else 0)
+        diff = target - ERFC_SCALE * (half_sum + 0.5 * sums)
+        ctx.save_for_backward(grad_mag, grad_sigma, diff)
+        return diff.pow(2).mean(-1)
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grad_mag, grad_sigma, diff = ctx.saved_tensors
+        g = grad_loss.unsqueeze(-1)
+        grad_target = diff * (2.0 / diff.shape[-1]) * g if ctx.needs_input_grad[2] else None
+        if grad_mag is not None:
+            grad_mag, grad_sigma = grad_mag * g, grad_sigma * g
+        return grad_mag, grad_sigma, grad_target, None, None
+
+
+# --------------------------------------------------------------------------- public functions
+
+
+def _check_signal(h: torch.Tensor, name: str = "h") -> None:
+    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (..., T)")
+    if h.ndim == 0:
+        raise ValueError(f"{name} must have a time axis (..., T)")
+
+
+def _slopes(kappa, count: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """Slopes (count,): linear from kappa[0] to kappa[1], or constant."""
+    pair = isinstance(kappa, (tuple, list))
+    values = tuple(kappa) if pair else (kappa,)
+    if len(values) not in (1, 2) or not all(float(v) > 0 for v in values):
+        raise ValueError(f"kappa must be a positive number or a (first, last) pair, got {kappa!r}")
+    if len(values) == 2:
+        return torch.linspace(float(values[0]), float(values[1]), count, dtype=dtype, device=device)
+    return torch.full((count,), float(values[0]), dtype=dtype, device=device)
+
+
+def _paper_terms(x: torch.Tensor, win: torch.Tensor):
+    """Magnitudes (N, T - 1) and sigmas (N, T - L) of the paper's windows i = 0 .. T - L - 1."""
+    length = win.shape[0]
+    n = x.shape[-1]
+    if n <= length:
+        raise ValueError(f"the echo density profile needs more than one window ({length} samples), got T={n}")
+    half = length // 2
+    sigma = _safe_sqrt(_WindowEnergy.apply(x * x, length)[:, half:n - half - 1])
+    return x.abs()[:, :n - 1], sigma
 
 
 def echo_density_profile(
@@ -320,64 +408,123 @@ def echo_density_profile(
     soft: bool = False,
     kappa: tuple[float, float] | float = KAPPA,
     window_seconds: float = WINDOW_SECONDS,
+    windows: str = "centred",
 ) -> torch.Tensor:
     r"""Abel-Huang echo density profile, hard or soft (differentiable).
 
-    :math:`\eta(n) = \operatorname{erfc}(1/\sqrt2)^{-1}\sum_\tau w(\tau)\,
-    I(|h(n+\tau)| - \sigma(n))` with :math:`\sigma(n)^2 = \sum_\tau w(\tau) h^2(n+\tau)`;
-    see the module docstring for the window, the edge handling and silent stretches.
+    See the module docstring for the definition and the two window placements.
 
     Parameters
     ----------
-    h : tensor, shape (..., T)
-        Impulse responses, floating point. Not renormalised.
+    h : torch.Tensor, shape (..., T)
+        Impulse responses, floating point, time on the last axis. Not renormalised.
     sample_rate : float
-        Hz; sets the window length (``window_seconds``).
+        Sampling rate in Hz; sets the window length.
     soft : bool
-        False: hard indicator :math:`|h|>\sigma` (returned without gradient). True: sigmoid
-        indicator, differentiable w.r.t. ``h``.
-    kappa : (start, end) or float
-        Sigmoid slope(s) of the soft profile, linear from start to end over the T outputs.
+        False: hard indicator :math:`|h| > \sigma` (returned without gradient). True: sigmoid
+        indicator, differentiable with respect to ``h``.
+    kappa : (float, float) or float
+        Sigmoid slopes of the soft profile: linear from the first to the last value over the
+        profile, or constant. Ignored for the hard profile.
+    window_seconds : float
+        Window length in seconds (20 ms).
+    windows : {"centred", "paper"}
+        ``"centred"``: length T, edge windows truncated and renormalised (analysis).
+        ``"paper"``: length T - L, windows starting at samples 0 .. T - L - 1 (the paper's
+        loss).
+
+    Returns
+    -------
+    torch.Tensor, shape (..., T) or (..., T - L)
+        :math:`\eta`, dimensionless (about 1 for Gaussian noise), dtype and device of ``h``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sdn.echo_density import echo_density_profile
+    >>> noise = torch.randn(16000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> profile = echo_density_profile(noise, 16000)
+    >>> profile.shape, round(profile.mean().item(), 1)
+    (torch.Size([16000]), 1.0)
+    >>> echo_density_profile(noise, 16000, soft=True, windows="paper").shape
+    torch.Size([15679])
+    """
+    _check_signal(h)
+    if windows not in WINDOWS:
+        raise ValueError(f"windows must be one of {WINDOWS}, got {windows!r}")
+    batch_shape, n = h.shape[:-1], h.shape[-1]
+    win = echo_density_window(sample_rate, window_seconds, dtype=h.dtype, device=h.device)
+    x = h.reshape(-1, n) if soft else h.detach().reshape(-1, n)
+    length = win.shape[0]
+    if windows == "paper":
+        mag, sigma = _paper_terms(x, win)
+        inside = None
+    else:
+        if n < length:
+            raise ValueError(f"the echo density profile needs at least one window ({length} samples), got T={n}")
+        half = length // 2
+        inside = _weight_inside(win, n)
+        sigma = _safe_sqrt(_WindowEnergy.apply(x * x, length) / inside)
+        mag = F.pad(x.abs(), (half, half), value=-math.inf)  # outside the record: indicator 0
+    k = _slopes(kappa, sigma.shape[-1], h.dtype, h.device) if soft else None
+    sums = _SoftSums.apply(mag, sigma, k, win) if soft else _scan(mag, sigma, None, win)[0]
+    profile = ERFC_SCALE * sums if inside is None else sums * (ERFC_SCALE / inside)
+    return profile.reshape(*batch_shape, profile.shape[-1])
+
+
+def soft_echo_density_mse(
+    pred: torch.Tensor,
+    target_profile: torch.Tensor,
+    sample_rate: float,
+    kappa: tuple[float, float] | float = KAPPA,
+    window_seconds: float = WINDOW_SECONDS,
+) -> torch.Tensor:
+    r"""Mean squared difference between the paper's soft echo density profile and a target profile.
+
+    .. math:: \frac{1}{T-L}\sum_{i=0}^{T-L-1} \big(\eta_t(i) - \eta^s_p(i)\big)^2
+
+    with :math:`\eta^s_p` the soft profile of ``pred`` with ``windows="paper"``
+    (:func:`echo_density_profile`) and :math:`\eta_t` given, usually the target's soft profile
+    computed once. Equal to computing the profile of ``pred`` and the squared difference, but
+    faster: the exact gradient with respect to ``pred`` is computed in the same pass as the
+    profile, without storing a :math:`T \times L` grid.
+
+    Parameters
+    ----------
+    pred : torch.Tensor, shape (..., T)
+        Predicted impulse responses (may require grad).
+    target_profile : torch.Tensor, shape (..., T - L)
+        Target profile, same dtype as ``pred`` (may require grad).
+    sample_rate : float
+        Sampling rate in Hz.
+    kappa : (float, float) or float
+        Sigmoid slopes, linear over the T - L windows (default 1e2 to 1e5), or constant.
     window_seconds : float
         Window length in seconds (20 ms).
 
     Returns
     -------
-    tensor, shape (..., T)
-        :math:`\eta(n)`, dimensionless (about 1 for Gaussian noise), dtype/device of ``h``.
+    torch.Tensor, shape (...)
+        The mean squared difference for each signal.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sdn.echo_density import echo_density_profile, soft_echo_density_mse
+    >>> t = torch.arange(16000) / 16000
+    >>> target = torch.randn(16000) * torch.exp(-6.9 * t / 0.5)
+    >>> profile = echo_density_profile(target, 16000, soft=True, windows="paper")
+    >>> soft_echo_density_mse(target, profile, 16000).item() < 1e-12
+    True
     """
-    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
-        raise TypeError("h must be a floating-point torch.Tensor of shape (..., T)")
-    if h.ndim == 0:
-        raise ValueError("h must have a time axis (..., T)")
-    batch_shape, n = h.shape[:-1], h.shape[-1]
-    win = echo_density_window(sample_rate, window_seconds, dtype=h.dtype, device=h.device)
-    length = win.shape[0]
-    if n < length:
-        raise ValueError(f"echo density needs at least one window ({length} samples), got T={n}")
-    half = length // 2
-    x = h.reshape(-1, n)
-    # weights inside the record at each n (1 away from the edges): renormalises truncated windows
-    inside = _weight_inside(win, n)
-    sigma = _safe_sqrt(_hann_weighted_sum(x * x, length) / inside)  # (N, T)
-    # window restricted to the record for the first and last `half` outputs: (L, 2*half)
-    valid = F.pad(torch.ones(n, dtype=h.dtype, device=h.device), (half, half))
-    starts = torch.cat([torch.arange(half), torch.arange(n - half, n)]).to(h.device)
-    taps = torch.arange(length, device=h.device).unsqueeze(1) + starts.unsqueeze(0)
-    edge_weights = valid[taps] * win.unsqueeze(1)
-    if soft:
-        values = tuple(kappa) if isinstance(kappa, (tuple, list)) else (kappa,)
-        if len(values) not in (1, 2) or not all(float(v) > 0 for v in values):
-            raise ValueError(f"kappa must be a positive number or a (start, end) pair, got {kappa!r}")
-        if isinstance(kappa, (tuple, list)):
-            k = torch.linspace(float(kappa[0]), float(kappa[1]), n, dtype=h.dtype, device=h.device)
-        else:
-            k = torch.full((n,), float(kappa), dtype=h.dtype, device=h.device)
-    else:
-        k = None
-    mag = x.abs()
-    if k is None:  # the hard indicator has no useful gradient: return a constant
-        mag, sigma = mag.detach(), sigma.detach()
-    raw = _WindowedIndicatorSum.apply(mag, sigma, k, win, edge_weights)
-    profile = raw * (ERFC_SCALE / inside)
-    return profile.reshape(*batch_shape, n)
+    _check_signal(pred, "pred")
+    _check_signal(target_profile, "target_profile")
+    batch_shape, n = pred.shape[:-1], pred.shape[-1]
+    win = echo_density_window(sample_rate, window_seconds, dtype=pred.dtype, device=pred.device)
+    mag, sigma = _paper_terms(pred.reshape(-1, n), win)
+    if target_profile.shape != (*batch_shape, sigma.shape[-1]) or target_profile.dtype != pred.dtype:
+        raise ValueError(f"target_profile must have shape {(*batch_shape, sigma.shape[-1])} and dtype {pred.dtype}, "
+                         f"got {tuple(target_profile.shape)} and {target_profile.dtype}")
+    k = _slopes(kappa, sigma.shape[-1], pred.dtype, pred.device)
+    target = target_profile.reshape(-1, sigma.shape[-1])
+    return _SoftProfileMSE.apply(mag, sigma, target, k, win).reshape(batch_shape)

@@ -208,7 +208,7 @@ def mel_edr_maps(maps: Mapping, sample_rate: float, hop: int = 160, figsize=None
 
     Parameters
     ----------
-    maps : mapping label -> (bands, frames) EDR in dB (:func:`sdn.acoustics.mel_energy_decay_relief`).
+    maps : mapping label -> (bands, frames) EDR in dB (:func:`sdn.features.mel_energy_decay_relief`).
     sample_rate : Hz; with ``hop`` (samples per frame) it gives the time axis.
 
     Returns

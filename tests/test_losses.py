@@ -1,11 +1,15 @@
-"""sdn.losses and the echo density profile: loop oracle, soft -> hard, gradcheck, batches, dtypes."""
+"""sdn.losses and the echo density profile: the released code's definitions written as plain
+loops, soft -> hard, gradcheck, batches, dtypes."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from sdn.acoustics import mel_energy_decay_relief
-from sdn.echo_density import ERFC_SCALE, echo_density_profile, echo_density_window
+import sdn.echo_density as ed
+from sdn.data import load_rir
+from sdn.echo_density import ERFC_SCALE, echo_density_profile, echo_density_window, soft_echo_density_mse
+from sdn.features import mel_energy_decay_relief
 from sdn.losses import EDCLoss, EDPLoss, MelEDRLoss, SDNLoss
 
 FS = 16000
@@ -40,6 +44,145 @@ def echo_density_loop(h, fs, soft, kappa=(1e2, 1e5)):
     return out
 
 
+# ----------------------------------------------------------------------------- the paper's definitions
+# Plain loops written from the definitions of the paper's released code (curves.py, losses.py):
+# numpy only, one window or frame at a time, an own HTK mel filterbank and an own STFT.
+
+
+def paper_edc_loss(pred, target):
+    def edc(h):
+        out, acc = np.zeros(h.size), 0.0
+        for n in range(h.size - 1, -1, -1):
+            acc += h[n] ** 2
+            out[n] = acc
+        return out
+
+    e_p, e_t = edc(pred), edc(target)
+    return np.mean((e_t - e_p) ** 2) / np.mean(e_t ** 2)
+
+
+def htk_mel_filterbank(fs, n_fft=512, n_mels=64):
+    def mel(f):
+        return 2595.0 * math.log10(1.0 + f / 700.0)
+
+    edges = [700.0 * (10.0 ** (m / 2595.0) - 1.0) for m in np.linspace(mel(0.0), mel(fs / 2), n_mels + 2)]
+    fb = np.zeros((n_mels, n_fft // 2 + 1))
+    for b in range(n_mels):
+        for k in range(n_fft // 2 + 1):
+            f = k * fs / n_fft
+            rise = (f - edges[b]) / (edges[b + 1] - edges[b])
+            fall = (edges[b + 2] - f) / (edges[b + 2] - edges[b + 1])
+            fb[b, k] = max(0.0, min(rise, fall))
+    return fb
+
+
+def paper_mel_edr_db(h, fs):
+    """torchaudio MelSpectrogram defaults (centre, reflect, periodic Hann 320 in 512, hop 160,
+    power 2, HTK, no norm), backward sum over frames, AmplitudeToDB(power, top_db=80)."""
+    n_fft, win_length, hop = 512, 320, 160
+    window = np.zeros(n_fft)
+    offset = (n_fft - win_length) // 2
+    for i in range(win_length):
+        window[offset + i] = 0.5 - 0.5 * math.cos(2.0 * math.pi * i / win_length)  # periodic Hann
+    padded = np.pad(h, n_fft // 2, mode="reflect")
+    frames = 1 + h.size // hop
+    power = np.zeros((n_fft // 2 + 1, frames))
+    for m in range(frames):
+        power[:, m] = np.abs(np.fft.rfft(padded[m * hop:m * hop + n_fft] * window)) ** 2
+    mel = htk_mel_filterbank(fs) @ power
+    edr, acc = np.zeros_like(mel), np.zeros(mel.shape[0])
+    for m in range(frames - 1, -1, -1):
+        acc = acc + mel[:, m]
+        edr[:, m] = acc
+    level = 10.0 * np.log10(np.maximum(edr, 1e-10))
+    return np.maximum(level, level.max() - 80.0)
+
+
+def paper_mel_edr_loss(pred, target, fs):
+    p, t = paper_mel_edr_db(pred, fs), paper_mel_edr_db(target, fs)
+    return np.mean(np.abs(t - p)) / np.mean(np.abs(t))
+
+
+def paper_echo_density(h, fs, soft, kappa=(1e2, 1e5)):
+    """Windows starting at every sample 0 .. T-L-1, sigma per window, kappa over T-L values."""
+    length = int(0.02 * fs)
+    length += 1 - length % 2
+    win = np.hanning(length)  # symmetric Hann
+    win = win / win.sum()
+    count = h.size - length
+    slopes = np.linspace(kappa[0], kappa[1], count)
+    out = np.zeros(count)
+    with np.errstate(over="ignore"):
+        for i in range(count):
+            frame = np.abs(h[i:i + length])
+            sigma = math.sqrt(np.sum(win * frame ** 2))
+            if soft:
+                indicator = 1.0 / (1.0 + np.exp(-slopes[i] * (frame - sigma)))
+            else:
+                indicator = (frame > sigma).astype(float)
+            out[i] = np.sum(win * indicator) / math.erfc(1.0 / math.sqrt(2.0))
+    return out
+
+
+def paper_edp_loss(pred, target, fs):
+    return np.mean((paper_echo_density(target, fs, True) - paper_echo_density(pred, fs, True)) ** 2)
+
+
+def decaying_noise(n, seed, rt, fs=FS, delay=200):
+    gen = np.random.default_rng(seed)
+    h = gen.standard_normal(n) * np.exp(-6.9 * np.arange(n) / (rt * fs))
+    h[:delay] = 0.0
+    return h / np.linalg.norm(h)
+
+
+@pytest.fixture(scope="module", params=["noise-6000", "noise-16000", "measured"])
+def signal_pair(request):
+    """(pred, target) float64 arrays: decaying noise, or the S2 and S1 HOMULA RIRs at 16 kHz."""
+    if request.param == "measured":
+        homula_dir = request.getfixturevalue("homula_dir")
+        target = load_rir(homula_dir / "rir-S1-R2-HOM1.wav").signal.double().numpy()
+        pred = load_rir(homula_dir / "rir-S2-R2-HOM1.wav", trim=False).signal.double().numpy()[:target.size]
+        return pred / np.linalg.norm(pred), target
+    n = int(request.param.split("-")[1])
+    return decaying_noise(n, 1, 0.4), decaying_noise(n, 2, 0.6)
+
+
+@pytest.mark.parametrize("name", ["edc", "edr", "edp"])
+def test_losses_equal_the_released_codes_definitions(signal_pair, name):
+    pred, target = signal_pair
+    expected = {"edc": lambda: paper_edc_loss(pred, target),
+                "edr": lambda: paper_mel_edr_loss(pred, target, FS),
+                "edp": lambda: paper_edp_loss(pred, target, FS)}[name]()
+    got = LOSSES[name](FS)(torch.from_numpy(pred), torch.from_numpy(target)).item()
+    assert got == pytest.approx(expected, rel=1e-10, abs=0)
+    assert SDNLoss(FS)(torch.from_numpy(pred), torch.from_numpy(target))[name].item() == pytest.approx(got, rel=1e-12)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_paper_profile_equals_the_released_codes_loop(signal_pair, soft):
+    pred, _ = signal_pair
+    got = echo_density_profile(torch.from_numpy(pred), FS, soft=soft, windows="paper").numpy()
+    np.testing.assert_allclose(got, paper_echo_density(pred, FS, soft), rtol=1e-10, atol=1e-13)
+
+
+def test_mel_edr_equals_own_stft_and_htk_filterbank(signal_pair):
+    _, target = signal_pair
+    got = mel_energy_decay_relief(torch.from_numpy(target), FS).numpy()
+    np.testing.assert_allclose(got, paper_mel_edr_db(target, FS), rtol=1e-11, atol=1e-9)
+
+
+def test_mel_edr_clamps_power_at_1e_minus_10():
+    """A quiet signal whose EDR falls below -100 dB before the 80 dB floor: clamped at -100 dB."""
+    quiet = torch.from_numpy(3e-4 * decaying_noise(4000, 3, 0.05))
+    linear = mel_energy_decay_relief(quiet, FS, db=False)
+    level = mel_energy_decay_relief(quiet, FS)
+    exact = 10.0 * torch.log10(linear)
+    assert level.max() - 80.0 < -100.0 < level.max()  # the clamp, not the 80 dB floor, acts
+    below = exact < -100.0
+    assert below.any() and torch.all(level[below] == -100.0)
+    torch.testing.assert_close(level[~below], exact[~below], rtol=1e-12, atol=0)
+
+
 # ----------------------------------------------------------------------------- echo density
 
 
@@ -72,6 +215,52 @@ def test_soft_edp_gradient_is_finite_on_leading_zeros():
     h = rir_like((1, 2000), seed=3, delay=500, dtype=torch.float32).requires_grad_(True)
     EDPLoss(FS)(h, rir_like((1, 2000), seed=4, delay=400, dtype=torch.float32)).backward()
     assert torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
+
+
+def test_hard_centred_profile_equals_paper_profile_in_the_interior():
+    h = rir_like((2, 3000), seed=30, rt=0.2)
+    half = 321 // 2
+    centred = echo_density_profile(h, FS)
+    paper = echo_density_profile(h, FS, windows="paper")
+    assert centred.shape == (2, 3000) and paper.shape == (2, 3000 - 321)
+    torch.testing.assert_close(centred[:, half:3000 - half - 1], paper, rtol=1e-12, atol=1e-12)
+
+
+def _small_pair(shape, seed):
+    """Decaying noise at 1 kHz (21-sample window) without exact zeros (|h| is not
+    differentiable at 0) and far above the finite-difference step."""
+    return (rir_like(shape, seed=seed, fs=1000, rt=0.3, delay=0).requires_grad_(True),
+            rir_like(shape, seed=seed + 1, fs=1000, rt=0.4, delay=0))
+
+
+def small_blocks(monkeypatch):
+    """Blocks of 64 windows whatever the number of threads."""
+    monkeypatch.setattr(ed, "GRID_BYTES", 1)
+    monkeypatch.setattr(ed, "PARALLEL_GRID_BYTES", 1)
+
+
+@pytest.mark.parametrize("blocks", ["whole", "small"])
+def test_edp_mse_gradcheck_batched_and_in_blocks(monkeypatch, blocks):
+    """Paper-placed SoftEDP loss, per item, in one block of windows or in blocks of 64."""
+    if blocks == "small":
+        small_blocks(monkeypatch)
+    pred, target = _small_pair((2, 120), 40)  # 99 windows: two blocks of 64 with grid_bytes=1
+    profile = echo_density_profile(target, 1000, soft=True, windows="paper")
+    assert torch.autograd.gradcheck(lambda x: soft_echo_density_mse(x, profile, 1000), (pred,),
+                                    eps=1e-8, atol=1e-5, rtol=1e-3)
+
+
+def test_edp_gradcheck_with_a_target_that_requires_grad():
+    pred, target = _small_pair((120,), 42)
+    target.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x, y: EDPLoss(1000)(x, y), (pred, target), eps=1e-8, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("windows", ["paper", "centred"])
+def test_soft_profile_gradcheck(windows):
+    pred, _ = _small_pair((120,), 44)
+    assert torch.autograd.gradcheck(lambda x: echo_density_profile(x, 1000, soft=True, windows=windows), (pred,),
+                                    eps=1e-8, atol=1e-5, rtol=1e-3)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -169,9 +358,40 @@ def test_losses_match_their_definitions():
     t, p = mel_energy_decay_relief(target, FS), mel_energy_decay_relief(pred, FS)
     torch.testing.assert_close(MelEDRLoss(FS)(pred, target), (t - p).abs().mean() / t.abs().mean())
     assert (t >= t.max() - 80.0 - 1e-9).all()  # 80 dB floor
-    soft_t = echo_density_profile(target, FS, soft=True)
-    soft_p = echo_density_profile(pred, FS, soft=True)
+    soft_t = echo_density_profile(target, FS, soft=True, windows="paper")
+    soft_p = echo_density_profile(pred, FS, soft=True, windows="paper")
+    assert soft_t.shape == (4000 - 321,)
     torch.testing.assert_close(EDPLoss(FS)(pred, target), ((soft_t - soft_p) ** 2).mean())
+    centred_t = echo_density_profile(target, FS, soft=True)
+    centred_p = echo_density_profile(pred, FS, soft=True)
+    torch.testing.assert_close(EDPLoss(FS, windows="centred")(pred, target), ((centred_t - centred_p) ** 2).mean())
+
+
+def test_target_features_are_reused_until_the_target_changes(monkeypatch):
+    import sdn.losses as losses
+
+    calls = {"edr": 0, "edp": 0}
+
+    def counting(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(losses, "mel_energy_decay_relief", counting("edr", losses.mel_energy_decay_relief))
+    monkeypatch.setattr(losses, "echo_density_profile", counting("edp", losses.echo_density_profile))
+    loss = SDNLoss(FS)
+    target = rir_like((2, 4000), seed=31, rt=0.5)
+    for seed in (32, 33):  # two predictions against one target: one edr per call, the target's once
+        loss(rir_like((2, 4000), seed=seed), target)
+    assert calls == {"edr": 3, "edp": 1}
+    pred = rir_like((2, 4000), seed=34)
+    target.mul_(0.5)  # in place: the version counter tells
+    fresh = SDNLoss(FS)(pred, target.clone())
+    changed = loss(pred, target)
+    assert calls == {"edr": 7, "edp": 3}
+    for key in fresh:
+        torch.testing.assert_close(changed[key], fresh[key], rtol=0, atol=0)
 
 
 def test_losses_do_not_renormalise():
@@ -222,14 +442,12 @@ def test_documented_nan_for_non_finite_or_silent_input():
     assert torch.isnan(EDCLoss()(torch.zeros_like(x), torch.zeros_like(x)))
 
 
-def test_edp_chunked_batches_equal_single_pass(monkeypatch):
-    import sdn.echo_density as ed
-
+def test_edp_loss_and_gradient_do_not_depend_on_the_block_size(monkeypatch):
     h = rir_like((3, 1200), seed=18).requires_grad_(True)
     target = rir_like((3, 1200), seed=19, rt=0.5)
     whole = EDPLoss(FS, reduction="none")(h, target)
     (g_whole,) = torch.autograd.grad(whole.sum(), h)
-    monkeypatch.setattr(ed, "GRID_BYTES", 1)  # one signal per chunk
+    small_blocks(monkeypatch)
     chunked = EDPLoss(FS, reduction="none")(h, target)
     (g_chunked,) = torch.autograd.grad(chunked.sum(), h)
     torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-14)
@@ -247,11 +465,11 @@ def test_edp_backward_twice_with_retained_graph():
     torch.testing.assert_close(h.grad, 2 * first, rtol=1e-12, atol=1e-14)
 
 
-def test_edp_without_grad_in_column_chunks_equals_single_pass(monkeypatch):
-    import sdn.echo_density as ed
-
+def test_edp_profiles_do_not_depend_on_the_block_size(monkeypatch):
     h = rir_like((2, 2000), seed=22)
-    whole = [echo_density_profile(h, FS, soft=soft) for soft in (False, True)]
-    monkeypatch.setattr(ed, "GRID_BYTES", 321 * 8 * 500)  # 500 columns at a time
-    for soft, expected in zip((False, True), whole):
-        torch.testing.assert_close(echo_density_profile(h, FS, soft=soft), expected, rtol=0, atol=0)
+    whole = {(soft, windows): echo_density_profile(h, FS, soft=soft, windows=windows)
+             for soft in (False, True) for windows in ("centred", "paper")}
+    small_blocks(monkeypatch)
+    for (soft, windows), expected in whole.items():
+        got = echo_density_profile(h, FS, soft=soft, windows=windows)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-14)  # summation order only
