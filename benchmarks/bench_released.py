@@ -112,7 +112,7 @@ def main(argv=None) -> int:
                 raise SystemExit(f"error: timing {which} {kind} failed:\n{done.stderr.strip()[-2000:]}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             irs.setdefault(which, result["ir"])
-            rows.append({"model": which, "pass": kind, "samples": args.samples, "seconds": round(result["seconds"], 4),
+            rows.append({"model": which, "pass": kind, "samples": args.samples, "seconds": float(f"{result['seconds']:.6g}"),
                          "samples_per_second": round(args.samples / result["seconds"], 1),
                          "peak_memory_mb": round(result["peak_memory_mb"], 1)})
     r = correlation(irs["released"], irs["faithful"])

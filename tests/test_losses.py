@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import sdn.echo_density as ed
-from sdn.data import load_rir
+from sdn.rir import load_rir
 from sdn.echo_density import ERFC_SCALE, echo_density_profile, echo_density_window, soft_echo_density_mse
 from sdn.features import mel_energy_decay_relief
 from sdn.losses import EDCLoss, EDPLoss, MelEDRLoss, SDNLoss

@@ -50,7 +50,8 @@ def test_batched_loss_is_the_mean_of_the_per_position_losses():
         with torch.no_grad():
             h = sdn.SDN(room, fir_order=2).impulse_response(N)
         single.append(loss(h / h.norm(), target / target.norm())["total"].item())
-    assert history[0]["total"] == pytest.approx(sum(single) / len(single), rel=1e-5)
+    # training renders in float32 with gradient, position_losses in float64 without: 1e-4 apart at most
+    assert history[0]["total"] == pytest.approx(sum(single) / len(single), rel=1e-4)
     # position_losses gives the same per-position terms for any model
     initial = sdn.SDN(ROOMS, fir_order=2)
     assert position_losses(initial, y)["total"].tolist() == pytest.approx(single, rel=1e-5)
@@ -90,7 +91,7 @@ def test_a_single_room_gives_an_unbatched_model():
     y = targets(ROOMS[0], n=1000)
     model, history = fit_positions(ROOMS[0], y, epochs=1, progress=False)
     assert model.batch_shape == () and model.impulse_response(1000).shape == (1000,)
-    assert history[0]["total"] == pytest.approx(position_losses(sdn.SDN(ROOMS[0]), y)["total"].item(), rel=1e-5)
+    assert history[0]["total"] == pytest.approx(position_losses(sdn.SDN(ROOMS[0]), y)["total"].item(), rel=1e-4)
 
 
 def test_float64_targets_reach_a_float64_model_unrounded():
