@@ -31,19 +31,15 @@ Two placements of the windows:
     the hard profile equals the paper's: ``centred[n] == paper[n - (L-1)/2]``.
 
 In silent stretches (:math:`\sigma = 0`) the hard indicator is 0 and the soft one
-:math:`\operatorname{sigmoid}(0) = 1/2`, as in the paper's code; the square root of
+:math:`\operatorname{sigmoid}(0) = 1/2`, as in the paper's code; the square root that gives
 :math:`\sigma` has a zero gradient there (no NaN gradients on leading zeros).
 
-Computation: :math:`\sigma^2` by running sums in float64 (O(T) instead of O(TL)); the
-indicators of a block of windows on an ``(L, columns)`` strided view of the signal, in a reused
-scratch grid (one that fits a core's cache with one thread, larger with several), summed over
-each window by a matrix-vector product. The
-soft indicator is evaluated as :math:`\tfrac12(1 + \tanh(x/2))`, the same function as the
-sigmoid, which saturates to exactly 0 or 1 without subnormal numbers. The loss
-:func:`soft_echo_density_mse` computes its exact gradient in the same pass over the grid
-(the gradient is scattered back to the samples by one skewed view of the grid and a second
-matrix-vector product), so nothing of size :math:`T L` is stored. The paper's code loops over
-the windows in Python.
+Computation: :math:`\sigma^2` by running sums in float64 (O(T)); the indicators of a block of
+windows on a strided view of the signal, in a reused scratch grid, summed over each window by a
+matrix-vector product. The soft indicator is evaluated as :math:`\tfrac12(1 + \tanh(x/2))`,
+the sigmoid itself, which saturates to exactly 0 or 1 without subnormal numbers. The loss
+:func:`soft_echo_density_mse` computes its exact gradient in the same pass over the grid, so
+nothing of size :math:`T L` is stored. The paper's code loops over the windows in Python.
 
 References
 ----------
@@ -166,11 +162,8 @@ def _hann_weighted_sum(x: torch.Tensor, length: int) -> torch.Tensor:
 
 
 class _WindowEnergy(torch.autograd.Function):
-    """:func:`_hann_weighted_sum` of ``x`` (N, T) with a window ``length``, differentiable.
-
-    The operation is linear and self-adjoint (a correlation with a symmetric window, zero
-    outside the record), so its backward is the same sum of the incoming gradient.
-    """
+    """:func:`_hann_weighted_sum`, differentiable: a linear, self-adjoint operation (correlation
+    with a symmetric window, zero outside the record), so its backward is the same sum."""
 
     @staticmethod
     def forward(ctx, x, length):
@@ -199,11 +192,8 @@ _WORKSPACE = threading.local()
 
 
 def _grid_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A zero-initialised scratch buffer, reused by later scans of the same thread and shape.
-
-    A fresh buffer of a few MB costs page faults and zeroing on every call; :func:`_scan`
-    keeps the last ``L`` columns of every row at zero, as a new buffer has them.
-    """
+    """A zero-initialised scratch buffer, reused by later scans of the same thread and shape
+    (a fresh one costs page faults and zeroing); :func:`_scan` keeps its padding at zero."""
     key = (shape, dtype, device)
     cached = getattr(_WORKSPACE, "buffer", None)
     if cached is None or cached[0] != key:
@@ -249,14 +239,12 @@ def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
 
     Notes
     -----
-    :math:`\partial t/\partial x = (1 - t^2)/2`, so
-    :math:`\partial\mathcal L/\partial\mathrm{mag}(m) = \sum_j w(j)\, q(m - j)\,
-    (1 - t(j, m - j)^2)` and :math:`\partial\mathcal L/\partial\sigma(i) = -q(i) \sum_j w(j)
-    (1 - t(j, i)^2)`. Each row is processed in blocks of ``cols`` windows. A block's grid
-    ``G[j, i]`` is stored in rows of ``cols + L`` values whose last ``L`` are zero, so that reading
-    the same memory with rows of ``cols + L - 1`` values gives the skewed grid
-    ``V[j, m] = G[j, m - j]``; summing it over ``j`` (a matrix-vector product) scatters every
-    entry back onto its sample ``m = i + j``.
+    As :math:`\partial t/\partial x = (1 - t^2)/2`,
+    :math:`\partial\mathcal L/\partial\mathrm{mag}(m) = \sum_j w(j) q(m - j)(1 - t(j, m - j)^2)`
+    and :math:`\partial\mathcal L/\partial\sigma(i) = -q(i) \sum_j w(j)(1 - t(j, i)^2)`. A
+    block's grid ``G[j, i]`` is stored in rows of ``cols + L`` values whose last ``L`` are zero:
+    read with rows of ``cols + L - 1`` values, the same memory is the skewed grid
+    ``V[j, m] = G[j, m - j]``, whose sum over ``j`` scatters every entry onto its sample.
     """
     mag = mag.contiguous()
     rows, width = sigma.shape
@@ -313,10 +301,8 @@ def _scan(mag, sigma, kappa, win, slope_weights=None, n_grad=0):
 
 
 class _SoftSums(torch.autograd.Function):
-    """Differentiable soft window sums (R, W) of magnitudes (R, W + L - 1) and sigmas (R, W).
-
-    The backward runs the scan again with the incoming gradient (nothing of size T L is kept).
-    """
+    """Soft window sums (R, W) of magnitudes (R, W + L - 1) and sigmas (R, W), differentiable;
+    the backward runs the scan again with the incoming gradient (nothing of size T L is kept)."""
 
     @staticmethod
     def forward(ctx, mag, sigma, kappa, win):
@@ -365,9 +351,8 @@ class _SoftProfileMSE(torch.autograd.Function):
         grad_mag, grad_sigma, diff = ctx.saved_tensors
         g = grad_loss.unsqueeze(-1)
         grad_target = diff * (2.0 / diff.shape[-1]) * g if ctx.needs_input_grad[2] else None
-        if grad_mag is not None:
-            grad_mag, grad_sigma = grad_mag * g, grad_sigma * g
-        return grad_mag, grad_sigma, grad_target, None, None
+        scaled = (None, None) if grad_mag is None else (grad_mag * g, grad_sigma * g)
+        return *scaled, grad_target, None, None
 
 
 # --------------------------------------------------------------------------- public functions
@@ -382,13 +367,10 @@ def _check_signal(h: torch.Tensor, name: str = "h") -> None:
 
 def _slopes(kappa, count: int, dtype: torch.dtype, device) -> torch.Tensor:
     """Slopes (count,): linear from kappa[0] to kappa[1], or constant."""
-    pair = isinstance(kappa, (tuple, list))
-    values = tuple(kappa) if pair else (kappa,)
-    if len(values) not in (1, 2) or not all(float(v) > 0 for v in values):
+    values = tuple(kappa) if isinstance(kappa, (tuple, list)) else (kappa, kappa)
+    if len(values) != 2 or not all(float(v) > 0 for v in values):
         raise ValueError(f"kappa must be a positive number or a (first, last) pair, got {kappa!r}")
-    if len(values) == 2:
-        return torch.linspace(float(values[0]), float(values[1]), count, dtype=dtype, device=device)
-    return torch.full((count,), float(values[0]), dtype=dtype, device=device)
+    return torch.linspace(float(values[0]), float(values[1]), count, dtype=dtype, device=device)
 
 
 def _paper_terms(x: torch.Tensor, win: torch.Tensor):
