@@ -45,24 +45,15 @@ BINS_PER_CHUNK = 1 << 15  # frequency bins per solve when no gradient is needed 
 class Network(NamedTuple):
     r"""The components of an SDN, with the batch shape (...) of the positions in front.
 
-    Attributes
-    ----------
-    source_node, node_pair, node_mic, direct : DelayLine
-        Lines source -> node (..., 6), between the 15 node pairs k < l (..., 15), node -> mic
-        (..., 6) and the direct path (..., 1).
-    injection : tensor, shape (..., 6)
-        :math:`g_{Sk}/2 = G / (2 d_{Sk})`, into each of the 5 waves arriving at node k.
-    mic_gain : tensor, shape (..., 6)
-        :math:`g_{kM} = 1 / (1 + d_{kM} / d_{Sk})`.
-    direct_gain : tensor, shape (..., 1)
-        :math:`G / d_{SM}`.
-    wall_taps : tensor, shape (6, M + 1)
-        FIR wall filters :math:`H_k(z) = \sum_m h_{km} z^{-m}`.
-    junction : tensor, shape (6, 6)
-        :math:`a_{kl} = 2 y_{kl} / \sum_m y_{km}`, zero diagonal.
-    extraction : tensor, shape (6, 6)
-        Extraction weights :math:`w_{kl}` (the mic reads :math:`\sum_l w_{kl}` times the wave
-        leaving node k towards l), zero diagonal.
+    ``source_node``, ``node_pair``, ``node_mic``, ``direct`` (:class:`sdn.delays.DelayLine`): the
+    lines source -> node (..., 6), between the 15 node pairs k < l (..., 15), node -> mic (..., 6)
+    and the direct path (..., 1). ``injection`` (..., 6): :math:`g_{Sk}/2 = G / (2 d_{Sk})`, into
+    each of the 5 waves arriving at node k. ``mic_gain`` (..., 6):
+    :math:`g_{kM} = 1 / (1 + d_{kM} / d_{Sk})`. ``direct_gain`` (..., 1): :math:`G / d_{SM}`.
+    ``wall_taps`` (6, M + 1): FIR wall filters :math:`H_k(z) = \sum_m h_{km} z^{-m}`.
+    ``junction`` (6, 6): :math:`a_{kl} = 2 y_{kl} / \sum_m y_{km}`, zero diagonal.
+    ``extraction`` (6, 6): extraction weights :math:`w_{kl}` (the mic reads :math:`\sum_l w_{kl}`
+    times the wave leaving node k towards l), zero diagonal.
     """
 
     source_node: DelayLine

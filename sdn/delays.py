@@ -92,12 +92,8 @@ def interpolation_window(u: torch.Tensor) -> torch.Tensor:
 class DelayLine(NamedTuple):
     r"""Delay lines as FIR filters :math:`E(z) = z^{-\text{offset}} \sum_j \text{taps}_j z^{-j}`.
 
-    Attributes
-    ----------
-    offset : tensor, shape (...)
-        Whole samples before the first tap (float holding integers, no gradient).
-    taps : tensor, shape (..., J)
-        Filter taps, differentiable with respect to the delay.
+    ``offset`` (...): whole samples before the first tap (float holding integers, no gradient).
+    ``taps`` (..., J): the filter taps, differentiable with respect to the delay.
     """
 
     offset: torch.Tensor
