@@ -153,7 +153,11 @@ class NodeSystem(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pair, walls, source, mic, junction, extraction):
         weights, near_end = _weights(junction, extraction), _NEAR_END.to(junction)
-        n_batch, n_bins = mic.shape[0], mic.shape[-1]
+        ctx.batch = mic.shape[0]
+        if ctx.batch > 1:  # the positions' bins one after another: long, contiguous blocks
+            pair, source, mic = (_flat(t) for t in (pair, source, mic))
+            walls = walls.repeat(1, ctx.batch)
+        n_batch, n_bins = 1, mic.shape[-1]
         derivatives = any(ctx.needs_input_grad)
         out = mic.new_empty(n_batch, n_bins)
         if derivatives:  # dY/d(pair, walls, source, mic) and what the weights' gradients need
@@ -183,26 +187,39 @@ class NodeSystem(torch.autograd.Function):
                 continue
             # mu = A^-T B^T c = dY / db, with (B^T c)_l = d_B[l] c_l - H_l sum_k w_kl S_kl c_k
             mu = _solve_transposed(system, diagonal[:, N_WALLS:] * c - H * (coupling * (weights.extraction * c.unsqueeze(2))).sum(1))
-            node = weights.junction * mu.unsqueeze(2) - weights.extraction * c.unsqueeze(2)  # a_lk mu_l - w_lk c_l
+            node = torch.addcmul(weights.junction * mu.unsqueeze(2), weights.extraction, c.unsqueeze(2), value=-1)  # a_lk mu_l - w_lk c_l
             via_coupling = _pair_sum(node * h.unsqueeze(1))  # dY/dS_p
             via_resolvent = _combine(weights.resolvent, torch.cat([mu * x, c * x], 1)) + via_coupling * E  # dY/dR_p
             via_loop = via_resolvent * resolvent * resolvent * E  # through R = 1 / (1 - E^2 H_k H_l), times E
-            d_pair[..., bins] = via_coupling * resolvent + 2 * via_loop * wall.pair
+            torch.addcmul(via_coupling * resolvent, via_loop, wall.pair, value=2, out=d_pair[..., bins])
             d_walls[..., bins] = x * (node * coupling).sum(1) + _combine(near_end, (via_loop * E).repeat(1, 2, 1) * wall.far_end)
             d_source[..., bins], d_mic[..., bins] = mu, bx
             # dY/da_lk = mu_l Z_lk and dY/dw_lk = -c_l Z_lk with Z_lk = S_lk h_k - R_lk x_l
-            spread_all[..., bins] = spread - full[:, 1] * x.unsqueeze(2)
+            torch.addcmul(spread, full[:, 1], x.unsqueeze(2), value=-1, out=spread_all[..., bins])
         if derivatives:
             ctx.save_for_backward(mic, d_pair, d_walls, d_source, d_mic, spread_all)
-        return out
+        return out.view(ctx.batch, -1)
 
     @staticmethod
     def backward(ctx, grad):
         # The forward's holomorphic derivatives times the conjugated output gradient; torch takes
         # their conjugates (and the real part for the real weights).
         mic, d_pair, d_walls, d_source, d_mic, spread = ctx.saved_tensors
-        gy = grad.conj().unsqueeze(1)
+        gy = grad.conj().reshape(1, 1, -1)
         scaled = gy * torch.stack([d_source, mic], 1).flatten(1, 2)  # gy mu, gy c
         by_weight = torch.einsum("bslf,blkf->slk", scaled.unflatten(1, (2, N_WALLS)), spread).real
-        return ((gy * d_pair).conj(), (gy * d_walls).sum(0).conj(), scaled[:, :N_WALLS].conj(), (gy * d_mic).conj(),
-                by_weight[0], -by_weight[1])
+        g_walls = (gy * d_walls).conj().view(N_WALLS, ctx.batch, -1).sum(1)
+        g_pair, g_source, g_mic = ((gy * d_pair).conj(), scaled[:, :N_WALLS].conj(), (gy * d_mic).conj())
+        if ctx.batch > 1:
+            g_pair, g_source, g_mic = (_unflat(g, ctx.batch) for g in (g_pair, g_source, g_mic))
+        return g_pair, g_walls, g_source, g_mic, by_weight[0], -by_weight[1]
+
+
+def _flat(values: torch.Tensor) -> torch.Tensor:
+    """(B, n, F) -> (1, n, B F): the positions' bins one after another."""
+    return values.transpose(0, 1).reshape(1, values.shape[1], -1)
+
+
+def _unflat(values: torch.Tensor, n_batch: int) -> torch.Tensor:
+    """(1, n, B F) -> (B, n, F), the inverse of :func:`_flat`."""
+    return values.view(values.shape[1], n_batch, -1).transpose(0, 1)
