@@ -99,7 +99,8 @@ def _child(source: Path, config: tuple, args) -> dict:
            "--samples", str(args.samples), "--repeats", str(args.repeats)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source)] + os.environ.get("PYTHONPATH", "").split(os.pathsep))}
+    path = [str(source)] + os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=source).stdout)
 
 

@@ -196,7 +196,8 @@ def grid_response(line: DelayLine, n_fft: int, log_radius: float) -> torch.Tenso
     -------
     complex tensor, shape (..., N/2 + 1)
     """
-    sample = line.offset.detach().to(torch.int64).unsqueeze(-1) + torch.arange(line.taps.shape[-1], device=line.taps.device)
+    tap = torch.arange(line.taps.shape[-1], device=line.taps.device)
+    sample = line.offset.detach().to(torch.int64).unsqueeze(-1) + tap
     weighted = line.taps * torch.exp(-log_radius * sample.to(line.taps.dtype))
     return _SparseRealFFT.apply(weighted, sample % n_fft, n_fft)
 

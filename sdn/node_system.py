@@ -19,18 +19,20 @@ the system and output
 with the junction weights :math:`a`, the extraction weights :math:`w`, the wall responses
 :math:`H`, the injection :math:`b_k = (g_{Sk}/2) E_{Sk}` and :math:`c_k = g_{kM} E_{kM} H_k`.
 
-Rows of A scaled by half their admittance sums form the nodal admittance matrix of the network
-of lines, whose Hermitian part is positive definite on :math:`|z| > 1` for a passive network:
-Gaussian elimination without pivoting is stable there, and it stays accurate for the non-passive
-parameters training can reach (the tests compare with LAPACK's pivoted solve and with the
-30x30 wave system). Unlike a batched LAPACK call it runs on all bins at once.
+No pivoting. With matched admittances (:math:`y_{kl} = y_{lk}`) and passive walls and lines,
+row l of A times :math:`\sum_k y_{lk} / 2` is half the nodal admittance matrix of the network of
+lines, each line a strictly passive two-port on :math:`|z| > 1`: its Hermitian part is positive
+definite, so Gaussian elimination without pivoting never meets a zero pivot and is stable. Far
+from that (admittance ratios up to :math:`e^{10}`, walls louder than 1) the tests find it equal to
+the 30x30 wave system solved by LAPACK with pivoting to 1e-10. Unlike LAPACK's one-matrix-at-a-
+time batched solve, it runs on a whole block of bins per tensor operation.
 
-The backward pass is the adjoint: with :math:`\mu = A^{-\top} B^\top c` (one transposed solve
-with the forward's factors) every gradient is a sum of rank-one terms, e.g.
+The gradient is the adjoint: with :math:`\mu = A^{-\top} B^\top c` (one transposed solve with
+the same factors) every derivative is a sum of rank-one terms, e.g.
 :math:`\partial Y / \partial A = -\mu x^\top`, :math:`\partial Y / \partial B = c x^\top`.
 Sums over matrix entries with the constant real weights :math:`a, w` are matrix products with
-constant coefficient matrices. Bins are processed in blocks of ``CACHE_BINS`` (divided among the
-positions) so that the per-bin temporaries stay in cache.
+constant coefficient matrices. Bins are processed in blocks of ``CACHE_BINS`` so that the
+per-bin temporaries stay in cache.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ from .geometry import N_WALLS
 
 PAIRS = torch.triu_indices(N_WALLS, N_WALLS, offset=1)  # the 15 node pairs (k < l)
 N_PAIRS = PAIRS.shape[1]
-#: Frequency bins times positions per step: the per-bin temporaries of one step stay in cache.
+#: Bins (of all positions together) per step: 2048 was the fastest of 512-8192 (benchmarks/README.md).
 CACHE_BINS = 2048
 _PAIR_INDEX = torch.full((N_WALLS, N_WALLS), N_PAIRS, dtype=torch.int64)  # [k, l] -> pair; diagonal -> a zero
 _PAIR_INDEX[PAIRS[0], PAIRS[1]] = _PAIR_INDEX[PAIRS[1], PAIRS[0]] = torch.arange(N_PAIRS)
@@ -131,9 +133,8 @@ def _solve_transposed(factors: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _blocks(n_batch: int, n_bins: int) -> list[slice]:
-    step = max(1, CACHE_BINS // n_batch)
-    return [slice(i, min(i + step, n_bins)) for i in range(0, n_bins, step)]
+def _blocks(n_bins: int) -> list[slice]:
+    return [slice(i, min(i + CACHE_BINS, n_bins)) for i in range(0, n_bins, CACHE_BINS)]
 
 
 class NodeSystem(torch.autograd.Function):
@@ -141,8 +142,10 @@ class NodeSystem(torch.autograd.Function):
 
     ``NodeSystem.apply(pair, walls, source, mic, junction, extraction)``: ``pair`` (B, 15, F) line
     responses of the node pairs (``PAIRS`` order), ``walls`` (6, F) wall responses, ``source``
-    (B, 6, F) :math:`b`, ``mic`` (B, 6, F) :math:`c`, all complex; ``junction`` :math:`a` and
-    ``extraction`` :math:`w`, (6, 6) real with zero diagonals. Returns (B, F).
+    (B, 6, F) :math:`b`, ``mic`` (B, 6, F) :math:`c`, all complex, for B positions; ``junction``
+    :math:`a` and ``extraction`` :math:`w`, (6, 6) real with zero diagonals. Returns (B, F).
+    The positions' bins are laid out one after another and processed in blocks of
+    ``CACHE_BINS``.
 
     Y is one number per bin, so its derivatives with respect to the bin's inputs do not depend on
     the incoming gradient: when any input requires a gradient, the forward pass computes them
@@ -157,23 +160,22 @@ class NodeSystem(torch.autograd.Function):
         if ctx.batch > 1:  # the positions' bins one after another: long, contiguous blocks
             pair, source, mic = (_flat(t) for t in (pair, source, mic))
             walls = walls.repeat(1, ctx.batch)
-        n_batch, n_bins = 1, mic.shape[-1]
+        n_bins = mic.shape[-1]  # every tensor below has a leading dimension of 1
         derivatives = any(ctx.needs_input_grad)
-        out = mic.new_empty(n_batch, n_bins)
-        if derivatives:  # dY/d(pair, walls, source, mic) and what the weights' gradients need
-            d_pair, d_walls = torch.empty_like(pair), mic.new_empty(n_batch, N_WALLS, n_bins)
+        out = mic.new_empty(1, n_bins)
+        if derivatives:  # dY/d(pair, walls, source, mic), and Z for the weights' gradients
+            d_pair, d_walls = torch.empty_like(pair), mic.new_empty(1, N_WALLS, n_bins)
             d_source, d_mic = torch.empty_like(mic), torch.empty_like(mic)
-            spread_all = mic.new_empty(n_batch, N_WALLS, N_WALLS, n_bins)
-        for bins in _blocks(n_batch, n_bins):
+            d_weights = mic.new_empty(1, N_WALLS, N_WALLS, n_bins)
+        for bins in _blocks(n_bins):
             wall, E, c = _walls(walls[:, bins]), pair[..., bins], mic[..., bins]
             H = wall.response
             resolvent = torch.reciprocal(1 - E * E * wall.pair)
-            padded = torch.stack([resolvent * E, resolvent], 1)  # S_p and R_p, (B, 2, 15, F)
-            padded = torch.nn.functional.pad(padded, (0, 0, 0, 1))  # a zero: the diagonal
+            padded = torch.nn.functional.pad(torch.stack([resolvent * E, resolvent], 1), (0, 0, 0, 1))  # 0: diagonal
             full = padded.index_select(2, _PAIR_INDEX.flatten().to(E.device)).unflatten(2, (N_WALLS, N_WALLS))
-            coupling = full[:, 0]  # S_kl, (B, 6, 6, F)
+            coupling = full[:, 0]  # S_kl, (1, 6, 6, F); full[:, 1] is R_kl
             diagonal = _combine(weights.diagonal, resolvent)  # sum_k a_lk R_lk, then sum_l w_kl R_kl
-            system = mic.new_empty(n_batch, N_WALLS, N_WALLS + 1, H.shape[-1])
+            system = mic.new_empty(1, N_WALLS, N_WALLS + 1, H.shape[-1])  # [A | b]
             torch.mul(coupling, -weights.junction * H, out=system[:, :, :N_WALLS])
             system.diagonal(dim1=1, dim2=2).copy_(diagonal[:, :N_WALLS].transpose(1, 2) - 1)
             system[:, :, N_WALLS] = source[..., bins]
@@ -186,28 +188,31 @@ class NodeSystem(torch.autograd.Function):
             if not derivatives:
                 continue
             # mu = A^-T B^T c = dY / db, with (B^T c)_l = d_B[l] c_l - H_l sum_k w_kl S_kl c_k
-            mu = _solve_transposed(system, diagonal[:, N_WALLS:] * c - H * (coupling * (weights.extraction * c.unsqueeze(2))).sum(1))
-            node = torch.addcmul(weights.junction * mu.unsqueeze(2), weights.extraction, c.unsqueeze(2), value=-1)  # a_lk mu_l - w_lk c_l
+            bt_c = diagonal[:, N_WALLS:] * c - H * (coupling * (weights.extraction * c.unsqueeze(2))).sum(1)
+            mu = _solve_transposed(system, bt_c)
+            node = torch.addcmul(weights.junction * mu.unsqueeze(2), weights.extraction, c.unsqueeze(2),
+                                 value=-1)  # [l, k] = a_lk mu_l - w_lk c_l
             via_coupling = _pair_sum(node * h.unsqueeze(1))  # dY/dS_p
             via_resolvent = _combine(weights.resolvent, torch.cat([mu * x, c * x], 1)) + via_coupling * E  # dY/dR_p
             via_loop = via_resolvent * resolvent * resolvent * E  # through R = 1 / (1 - E^2 H_k H_l), times E
             torch.addcmul(via_coupling * resolvent, via_loop, wall.pair, value=2, out=d_pair[..., bins])
-            d_walls[..., bins] = x * (node * coupling).sum(1) + _combine(near_end, (via_loop * E).repeat(1, 2, 1) * wall.far_end)
+            via_walls = _combine(near_end, (via_loop * E).repeat(1, 2, 1) * wall.far_end)  # through H_k H_l
+            d_walls[..., bins] = x * (node * coupling).sum(1) + via_walls
             d_source[..., bins], d_mic[..., bins] = mu, bx
             # dY/da_lk = mu_l Z_lk and dY/dw_lk = -c_l Z_lk with Z_lk = S_lk h_k - R_lk x_l
-            torch.addcmul(spread, full[:, 1], x.unsqueeze(2), value=-1, out=spread_all[..., bins])
+            torch.addcmul(spread, full[:, 1], x.unsqueeze(2), value=-1, out=d_weights[..., bins])
         if derivatives:
-            ctx.save_for_backward(mic, d_pair, d_walls, d_source, d_mic, spread_all)
+            ctx.save_for_backward(mic, d_pair, d_walls, d_source, d_mic, d_weights)
         return out.view(ctx.batch, -1)
 
     @staticmethod
     def backward(ctx, grad):
         # The forward's holomorphic derivatives times the conjugated output gradient; torch takes
         # their conjugates (and the real part for the real weights).
-        mic, d_pair, d_walls, d_source, d_mic, spread = ctx.saved_tensors
+        mic, d_pair, d_walls, d_source, d_mic, d_weights = ctx.saved_tensors
         gy = grad.conj().reshape(1, 1, -1)
         scaled = gy * torch.stack([d_source, mic], 1).flatten(1, 2)  # gy mu, gy c
-        by_weight = torch.einsum("bslf,blkf->slk", scaled.unflatten(1, (2, N_WALLS)), spread).real
+        by_weight = torch.einsum("bslf,blkf->slk", scaled.unflatten(1, (2, N_WALLS)), d_weights).real
         g_walls = (gy * d_walls).conj().view(N_WALLS, ctx.batch, -1).sum(1)
         g_pair, g_source, g_mic = ((gy * d_pair).conj(), scaled[:, :N_WALLS].conj(), (gy * d_mic).conj())
         if ctx.batch > 1:
