@@ -8,7 +8,9 @@ Targets are SDN-generated RIRs (1 s at 16 kHz by default) of random positions in
 both ways run ``sdn.multi.fit_positions`` (the paper's loss, Adam), so they differ only in the
 batching. Note that the two do not fit the same thing: the batched model shares one set of room
 parameters, the sequential fits give one set per position. Printed: seconds per epoch (median), the
-total, and the speed-up (sequential total / batched total).
+total, and the speed-up (sequential total / batched total); then the same comparison for the render
+alone (closed-form forward+backward of every position's IR, no loss, no optimiser), which tells how
+much of an epoch the losses take.
 """
 from __future__ import annotations
 
@@ -66,6 +68,22 @@ def main() -> None:
     print(f"{'sequential (' + str(args.positions) + ' single fits)':>36} {per_epoch_sequential:17.3f} "
           f"{sequential_total:8.1f}")
     print(f"speed-up of the batched fit: {sequential_total / batched_total:.2f}x")
+
+    def render_seconds(model, repeats=5):  # median forward+backward of the model's IR(s)
+        times = []
+        for _ in range(repeats + 1):
+            model.zero_grad()
+            started = time.perf_counter()
+            model.impulse_response(n).square().sum().backward()
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times[1:])
+
+    batched_render = render_seconds(sdn.SDN(rooms, **kwargs))
+    sequential_render = sum(render_seconds(sdn.SDN(room, **kwargs)) for room in rooms)
+    print(f"render alone (forward+backward): batched {batched_render:.3f} s, sequential {sequential_render:.3f} s, "
+          f"speed-up {sequential_render / batched_render:.2f}x")
 
 
 if __name__ == "__main__":

@@ -35,10 +35,10 @@ from typing import NamedTuple
 
 import torch
 
-from .delays import DelayLine, line_response
+from .delays import DelayLine, grid_response, line_response
 from .geometry import N_WALLS
+from .node_system import PAIRS, NodeSystem
 
-PAIRS = torch.triu_indices(N_WALLS, N_WALLS, offset=1)  # the 15 node pairs (k < l)
 BINS_PER_CHUNK = 1 << 15  # frequency bins per solve when no gradient is needed (bounds memory)
 
 
@@ -85,37 +85,21 @@ def transfer_function(net: Network, z_log: torch.Tensor) -> torch.Tensor:
     -------
     complex tensor, shape (..., F), complex128 for a float64 network, complex64 otherwise.
     """
-    real = net.injection.dtype
-    cdtype = torch.complex128 if real == torch.float64 else torch.complex64
-    s = z_log.to(cdtype)
-    lines = (net.source_node, net.node_pair, net.node_mic, net.direct)
-    sizes = [line.offset.shape[-1] for line in lines]
-    together = DelayLine(torch.cat([line.offset for line in lines], -1), torch.cat([line.taps for line in lines], -2))
-    E_source, E_pair, E_mic, E_direct = line_response(together, s).transpose(-1, -2).split(sizes, -1)  # (..., F, n)
+    s = z_log.to(torch.complex128 if net.injection.dtype == torch.float64 else torch.complex64)
+    return _transfer(net, lambda line: line_response(line, s))
 
-    H = line_response(DelayLine(net.wall_taps.new_zeros(N_WALLS), net.wall_taps), s).T  # (F, 6)
-    E = s.new_zeros(*E_pair.shape[:-1], N_WALLS, N_WALLS)
-    E[..., PAIRS[0], PAIRS[1]] = E_pair
-    E = E + E.transpose(-1, -2)  # (..., F, 6, 6), symmetric, zero diagonal
-    b = net.injection.unsqueeze(-2) * E_source  # (..., F, 6)
 
-    a = net.junction
-    EH = E * H[:, None, :]  # [l, k] = E_kl H_k
-    loop = EH * EH.transpose(-1, -2)  # [l, k] = E_kl^2 H_k H_l
-    den = 1 - loop  # diagonal is 1: E has a zero diagonal
-    T = a / den
-    P = T * EH
-    M = P - torch.diag_embed((P * EH.transpose(-1, -2)).sum(-1))
-    rhs = T.sum(-1) * b - (P * b.unsqueeze(-2)).sum(-1)
-    eye = torch.eye(N_WALLS, dtype=cdtype, device=s.device)
-    q = torch.linalg.solve(eye - M, rhs)  # (..., F, 6) junction pressures
-    # [l, k]: the wave arriving at node l from node k
-    U = (b.unsqueeze(-1) + EH * (q - b).unsqueeze(-2) - loop * q.unsqueeze(-1)) / den
-
-    w = net.extraction
-    node_out = q * w.sum(-1) - (w * U).sum(-1)  # w_k^T (S_k p_k^+), before the wall filter
-    Y = (net.mic_gain.unsqueeze(-2) * E_mic * H * node_out).sum(-1)
-    return Y + net.direct_gain * E_direct[..., 0]
+def _transfer(net: Network, respond) -> torch.Tensor:
+    """Y on a set of frequencies, given ``respond(line)``, the responses (..., F) of a DelayLine there."""
+    E_source, E_pair, E_mic, E_direct = (respond(line) for line in (net.source_node, net.node_pair, net.node_mic,
+                                                                    net.direct))  # (..., n, F)
+    H = respond(DelayLine(net.wall_taps.new_zeros(N_WALLS), net.wall_taps))  # (6, F)
+    source = net.injection.unsqueeze(-1) * E_source
+    mic = net.mic_gain.unsqueeze(-1) * E_mic * H
+    batch = E_pair.shape[:-2]
+    Y = NodeSystem.apply(E_pair.reshape(-1, *E_pair.shape[-2:]), H, source.reshape(-1, *source.shape[-2:]),
+                         mic.reshape(-1, *mic.shape[-2:]), net.junction, net.extraction)
+    return Y.reshape(*batch, -1) + net.direct_gain * E_direct[..., 0, :]
 
 
 def impulse_response(net: Network, n_fft: int, aliasing_db: float) -> torch.Tensor:
@@ -132,17 +116,18 @@ def impulse_response(net: Network, n_fft: int, aliasing_db: float) -> torch.Tens
 
     Returns
     -------
-    tensor, shape (..., n_fft), the network's real dtype. Without gradient, frequency bins are
-    solved in chunks of ``BINS_PER_CHUNK`` to bound memory.
+    tensor, shape (..., n_fft), the network's real dtype. The line responses on the FFT grid are
+    real FFTs of their taps (:func:`sdn.delays.grid_response`); without gradient and for more
+    than ``BINS_PER_CHUNK`` bins, they are evaluated directly, in chunks of that many bins, to
+    bound memory.
     """
     log_r = aliasing_db / (20 * n_fft) * math.log(10)
     dtype = net.injection.dtype
-    omega = 2 * math.pi * torch.arange(n_fft // 2 + 1, dtype=torch.float64, device=net.injection.device) / n_fft
-    z_log = torch.complex(torch.full_like(omega, log_r), omega)
-    if torch.is_grad_enabled():
-        Y = transfer_function(net, z_log)
+    if torch.is_grad_enabled() or n_fft // 2 + 1 <= BINS_PER_CHUNK:
+        Y = _transfer(net, lambda line: grid_response(line, n_fft, log_r))
     else:
+        omega = 2 * math.pi * torch.arange(n_fft // 2 + 1, dtype=torch.float64, device=net.injection.device) / n_fft
+        z_log = torch.complex(torch.full_like(omega, log_r), omega)
         Y = torch.cat([transfer_function(net, part) for part in z_log.split(BINS_PER_CHUNK)], dim=-1)
     n = torch.arange(n_fft, dtype=dtype, device=Y.device)
     return torch.fft.irfft(Y, n=n_fft) * torch.exp(log_r * n)
-

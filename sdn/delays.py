@@ -100,15 +100,15 @@ class DelayLine(NamedTuple):
     taps: torch.Tensor
 
 
-def fractional_line(delay: torch.Tensor, min_lag: int = 0, half_width: int = HALF_WIDTH) -> DelayLine:
+def fractional_line(delay: torch.Tensor, min_lag: int | torch.Tensor = 0, half_width: int = HALF_WIDTH) -> DelayLine:
     """Causal windowed-sinc lines for fractional delays (see the module docstring).
 
     Parameters
     ----------
     delay : tensor, shape (...)
         Delays in samples, positive.
-    min_lag : int
-        The first non-zero tap is at this sample or later (1 for lines inside a loop).
+    min_lag : int or tensor broadcastable to ``delay``
+        The first non-zero tap is at this sample or later (1 for lines inside a loop), per line.
     half_width : int
         Half-width :math:`a` in samples of a long enough line (2 a taps).
 
@@ -117,9 +117,10 @@ def fractional_line(delay: torch.Tensor, min_lag: int = 0, half_width: int = HAL
     DelayLine
         ``offset`` (...) and ``taps`` (..., 2 half_width).
     """
-    delay = torch.clamp(delay, min=float(min_lag))
+    min_lag = torch.as_tensor(min_lag, dtype=delay.dtype, device=delay.device)
+    delay = torch.maximum(delay, min_lag)
     radius = torch.clamp(delay - (min_lag - 1), max=float(half_width))  # a, shortened near min_lag
-    offset = torch.clamp(torch.floor(delay.detach()) - (half_width - 1), min=float(min_lag))
+    offset = torch.maximum(torch.floor(delay.detach()) - (half_width - 1), min_lag)
     position = offset.unsqueeze(-1) + torch.arange(2 * half_width, dtype=delay.dtype, device=delay.device)
     x = position - delay.unsqueeze(-1)
     return DelayLine(offset, torch.sinc(x) * interpolation_window(x / radius.unsqueeze(-1)))
@@ -130,25 +131,106 @@ def whole_sample_line(delay: torch.Tensor) -> DelayLine:
     return DelayLine(delay.detach(), torch.ones_like(delay).unsqueeze(-1))
 
 
+#: Whole samples covered by one step of the coarse power table of :func:`line_response`.
+POWER_BLOCK = 32
+
+
 def line_response(line: DelayLine, z_log: torch.Tensor) -> torch.Tensor:
-    """Frequency response :math:`E(z)` at :math:`z = e^{s}` for complex ``s`` = ``z_log`` (F,).
+    r"""Frequency response :math:`E(z)` at :math:`z = e^{s}` for complex ``s`` = ``z_log`` (F,).
+
+    With ``offset`` :math:`= B q + \rho` (:math:`B` = ``POWER_BLOCK``, :math:`0 \le \rho < B`),
+
+    .. math::
+
+        E(z) = z^{-Bq} \sum_{m=0}^{B+J-2} c_m z^{-m}, \qquad c_{\rho + j} = \text{taps}_j ,
+
+    so one matrix product of the taps, placed at :math:`\rho`, with a short table of
+    :math:`z^{-m}` and one product with a coarse table of :math:`z^{-Bq}` evaluate every line:
+    no complex exponential per line and bin. Both tables are powers of :math:`e^{-s}` and
+    :math:`e^{-Bs}` (a few tens each), built by repeated doubling.
 
     Parameters
     ----------
     line : DelayLine
-        ``offset`` (...), ``taps`` (..., J).
+        ``offset`` (...), ``taps`` (..., J), real.
     z_log : complex tensor, shape (F,)
+        Its dtype sets the result's (complex64 or complex128).
 
     Returns
     -------
     complex tensor, shape (..., F)
     """
     n_taps = line.taps.shape[-1]
-    # z^-j for j = 0 .. J-1 as a running product: one complex exp per bin instead of J
-    step = torch.exp(-z_log).unsqueeze(-1).expand(-1, n_taps - 1)
-    powers = torch.cumprod(torch.cat([torch.ones_like(z_log).unsqueeze(-1), step], -1), -1)  # (F, J)
-    fir = line.taps.to(z_log.dtype) @ powers.T  # (..., F)
-    return fir * torch.exp(-line.offset.to(z_log.dtype).unsqueeze(-1) * z_log)
+    offset = line.offset.detach().to(torch.int64)
+    coarse, fine = offset // POWER_BLOCK, offset % POWER_BLOCK
+    near = _powers(z_log, 1, POWER_BLOCK + n_taps - 1)  # z^-m, (B + J - 1, F)
+    far = _powers(z_log, POWER_BLOCK, int(coarse.max()) + 1)  # z^-Bq
+    slots = fine.unsqueeze(-1) + torch.arange(n_taps, device=offset.device)
+    placed = line.taps.new_zeros(*line.taps.shape[:-1], near.shape[0]).scatter(-1, slots, line.taps)
+    fir = torch.view_as_complex((placed.to(near.real.dtype) @ torch.view_as_real(near).flatten(-2))
+                                .unflatten(-1, (-1, 2)))
+    return fir * far.index_select(0, coarse.reshape(-1)).reshape(*coarse.shape, -1)
+
+
+def grid_response(line: DelayLine, n_fft: int, log_radius: float) -> torch.Tensor:
+    r"""Frequency response :math:`E(z_k)` on the FFT grid :math:`z_k = r e^{j 2 \pi k / N}`.
+
+    :math:`E(z_k) = \sum_n e_n r^{-n} e^{-j 2 \pi k n / N}`: one real FFT of the taps weighted by
+    :math:`r^{-n}`, placed at their samples modulo N (exact on the grid, where
+    :math:`z_k^{-N} = r^{-N}`, so lines longer than N are no approximation).
+
+    Parameters
+    ----------
+    line : DelayLine
+        ``offset`` (...), ``taps`` (..., J), real.
+    n_fft : int
+        N, even.
+    log_radius : float
+        :math:`\ln r`.
+
+    Returns
+    -------
+    complex tensor, shape (..., N/2 + 1)
+    """
+    tap = torch.arange(line.taps.shape[-1], device=line.taps.device)
+    sample = line.offset.detach().to(torch.int64).unsqueeze(-1) + tap
+    weighted = line.taps * torch.exp(-log_radius * sample.to(line.taps.dtype))
+    return _SparseRealFFT.apply(weighted, sample % n_fft, n_fft)
+
+
+class _SparseRealFFT(torch.autograd.Function):
+    """``rfft`` of a length-N signal holding ``values`` (..., J) at ``sample`` (..., J), zero elsewhere.
+
+    The backward pass is one inverse real FFT, read at the J samples (torch's generic ``rfft``
+    backward is a complex FFT of the zero-padded full spectrum).
+    """
+
+    @staticmethod
+    def forward(ctx, values, sample, n_fft):
+        ctx.save_for_backward(sample)
+        ctx.n_fft = n_fft
+        return torch.fft.rfft(values.new_zeros(*values.shape[:-1], n_fft).scatter_add_(-1, sample, values))
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d/dx_n of Re sum_k conj(g_k) X_k is Re sum_k g_k e^{j 2 pi k n / N}: (N / 2) irfft(g), which
+        # counts the first and last bins half, plus their other half.
+        sample, = ctx.saved_tensors
+        edges = grad[..., 0].real.unsqueeze(-1) + grad[..., -1].real.unsqueeze(-1) * (1 - 2 * (sample % 2))
+        return (torch.fft.irfft(grad, n=ctx.n_fft) * (ctx.n_fft / 2)).gather(-1, sample) + edges / 2, None, None
+
+
+def _powers(z_log: torch.Tensor, stride: int, n: int) -> torch.Tensor:
+    r""":math:`z^{-\text{stride}\,m}` for m = 0 .. n-1, shape (n, F), by repeated doubling of the table."""
+    step = torch.polar(torch.exp(-stride * z_log.real), -stride * z_log.imag)
+    table = step.new_empty(n, step.shape[-1])
+    table[0] = 1
+    filled = 1
+    while filled < n:
+        more = min(filled, n - filled)
+        torch.mul(table[:more], step, out=table[filled:filled + more])
+        step, filled = step * step, filled + more
+    return table
 
 
 def line_gain(line: DelayLine, n_freqs: int = 2049) -> torch.Tensor:

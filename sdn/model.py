@@ -46,9 +46,9 @@ from . import checkpoint, closed_form
 from .checkpoint import CheckpointError
 from .closed_form import PAIRS, Network
 from .convolution import overlap_add
-from .delays import DelayLine, fractional_line, line_gain, whole_sample_line
+from .delays import DelayLine, fractional_line, whole_sample_line
 from .geometry import N_WALLS, SPEED_OF_SOUND, WALL_NAMES, Room
-from .stability import StabilityReport, UnstableSDNError, growth_ratio, passivity_certificate
+from .stability import StabilityReport, UnstableSDNError, growth_ratio, network_certificate
 
 K = N_WALLS - 1  # neighbours per node
 _OFF_DIAGONAL = ~torch.eye(N_WALLS, dtype=torch.bool)
@@ -333,17 +333,19 @@ class SDN(nn.Module):
         """
         delay = self.delays()
         delay["node_pair"] = delay.pop("node_node")[..., PAIRS[0], PAIRS[1]]
-        lines = {}
-        for name in ("source_node", "node_pair", "node_mic", "direct"):
-            d = delay[name]
-            if self.config["integer_delays"]:
-                line = whole_sample_line(d)
-            else:
-                line = fractional_line(d, min_lag=1 if name == "node_pair" else 0)
-            if "buffer_truncation" in self.config["quirks"]:  # a line longer than the buffer outputs nothing
-                line = DelayLine(line.offset, line.taps * (d < BUFFER_SAMPLES).unsqueeze(-1))
-            lines[name] = line
-        return lines
+        names = ("source_node", "node_pair", "node_mic", "direct")
+        every = torch.cat([delay[name] for name in names], -1)
+        if self.config["integer_delays"]:
+            line = whole_sample_line(every)
+        else:  # one call for every line: the taps are many small operations
+            min_lag = torch.cat([torch.full(delay[name].shape[-1:], 1.0 if name == "node_pair" else 0.0,
+                                            dtype=every.dtype, device=every.device) for name in names])
+            line = fractional_line(every, min_lag=min_lag)
+        if "buffer_truncation" in self.config["quirks"]:  # a line longer than the buffer outputs nothing
+            line = DelayLine(line.offset, line.taps * (every < BUFFER_SAMPLES).unsqueeze(-1))
+        sizes = [delay[name].shape[-1] for name in names]
+        return {name: DelayLine(offset, taps) for name, offset, taps
+                in zip(names, line.offset.split(sizes, -1), line.taps.split(sizes, -2))}
 
     def wall_filters(self) -> torch.Tensor:
         r"""Wall filter taps, (6, fir_order + 1); a scalar wall is the single tap
@@ -415,16 +417,7 @@ class SDN(nn.Module):
     def stability(self) -> StabilityReport:
         """Passivity certificate (see :mod:`sdn.stability`), for every position at once."""
         with torch.no_grad():
-            if self.fir_order == 0:
-                walls = self.wall_filters()[:, 0].abs()
-            else:
-                walls = self.wall_response(1025)[1].abs().amax(-1)
-            pair_gain = line_gain(self.delay_lines()["node_pair"]).reshape(-1, len(PAIRS[0])).amax(0).cpu()
-            lines = torch.ones(N_WALLS, N_WALLS, dtype=torch.float64)
-            lines[PAIRS[0], PAIRS[1]] = pair_gain
-            lines[PAIRS[1], PAIRS[0]] = pair_gain
-            return passivity_certificate(self.admittances().double().cpu().numpy(), walls.double().cpu().numpy(),
-                                         lines.numpy())
+            return network_certificate(self.admittances(), self.wall_filters(), self.delay_lines()["node_pair"])
 
     # ------------------------------------------------------------------ rendering
     def transfer_function(self, z_log: torch.Tensor) -> torch.Tensor:
@@ -477,12 +470,14 @@ class SDN(nn.Module):
             return torch.as_tensor(TimeDomainSDN(self).process(pulse), dtype=self.dtype, device=self.device)
         if method != "closed_form":
             raise ValueError(f"method must be 'closed_form' or 'time', got {method!r}")
-        buffer = self._anti_aliased_buffer(_next_pow2(2 * int(n_samples)))
+        net = self.network()
+        buffer = self._anti_aliased_buffer(_next_pow2(2 * int(n_samples)), net)
         if not torch.isfinite(buffer).all():
             raise UnstableSDNError("the SDN impulse response is not finite (NaN or inf in the parameters or the solve)")
-        report = self.stability()
+        with torch.no_grad():
+            report = network_certificate(self.admittances(), net.wall_taps, net.node_pair)
         if not report.certified:
-            self._check_growth(buffer, report)
+            self._check_growth(buffer, report, net)
         return buffer[..., :n_samples].to(self.dtype)
 
     def _render_until_decayed(self, decay_db: float, max_samples: int | None) -> torch.Tensor:
@@ -501,26 +496,24 @@ class SDN(nn.Module):
                 return h[..., :last]
             n = min(cap, 2 * n)
 
-    def _anti_aliased_buffer(self, n_fft: int) -> torch.Tensor:
-        """The anti-aliased FFT buffer (..., n_fft): float64 without gradient, else the model's dtype."""
-        net = self.network()
+    def _anti_aliased_buffer(self, n_fft: int, net: Network) -> torch.Tensor:
+        """The anti-aliased FFT buffer (..., n_fft) of ``net``: float64 without gradient, else the model's dtype."""
         if not torch.is_grad_enabled():
             net = net.to(torch.float64)
         aliasing_db = self.config["aliasing_db"] or ALIASING_DB[net.injection.dtype]
         return closed_form.impulse_response(net, n_fft, aliasing_db)
 
-    def _check_growth(self, buffer: torch.Tensor, report: StabilityReport) -> None:
+    def _check_growth(self, buffer: torch.Tensor, report: StabilityReport, net: Network) -> None:
         """Raise if an uncertified network's response grows (see :func:`sdn.stability.growth_ratio`).
 
         The buffer spans at least eight longest paths through the network and at least the FFT
         length of the request, so any pole outside the request's radius shows as growth.
         """
         with torch.no_grad():
-            lines = self.delay_lines()
-            path = sum(float((line.offset + line.taps.shape[-1]).max()) for name, line in lines.items() if name != "direct")
+            path = sum(float((line.offset + line.taps.shape[-1]).max()) for line in net[:3])  # source, pair, mic
             n_check = max(buffer.shape[-1], _next_pow2(int(8 * path)))
             if buffer.shape[-1] < n_check:
-                buffer = self._anti_aliased_buffer(n_check)
+                buffer = self._anti_aliased_buffer(n_check, net)
             ratio = growth_ratio(buffer)
         if ratio > 1.0:
             raise UnstableSDNError(

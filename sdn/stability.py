@@ -32,6 +32,10 @@ from itertools import combinations, permutations
 import numpy as np
 import torch
 
+from .delays import line_gain
+from .geometry import N_WALLS
+from .node_system import PAIRS
+
 
 def _cycle_incidence(n: int) -> np.ndarray:
     """(n_cycles, n * n) 0/1 matrix: row c marks the directed edges k -> l of simple cycle c."""
@@ -111,6 +115,31 @@ def passivity_certificate(admittance: np.ndarray, wall_gain_max: np.ndarray,
         line_gain_max=float(lines[off].max()),
         admittance_mismatch=float(np.max(np.abs(log_ratio))),
     )
+
+
+def network_certificate(admittance: torch.Tensor, wall_taps: torch.Tensor, pair_lines) -> StabilityReport:
+    """:func:`passivity_certificate` of an SDN from its parameters, for every position at once.
+
+    Parameters
+    ----------
+    admittance : tensor, shape (6, 6)
+        Positive admittances, ``[k, l]`` at node k for the line to l.
+    wall_taps : tensor, shape (6, M + 1)
+        Wall filter taps; their gain is the maximum of :math:`|H_k|` over 1025 frequencies from 0
+        to the Nyquist frequency (exact for scalar walls).
+    pair_lines : sdn.delays.DelayLine
+        The lines between the 15 node pairs, ``offset`` (..., 15), ``taps`` (..., 15, J); the
+        largest gain over the positions counts.
+
+    Returns
+    -------
+    StabilityReport
+    """
+    walls = torch.fft.rfft(wall_taps.detach().double(), n=2048).abs().amax(-1)
+    pair_gain = line_gain(pair_lines).reshape(-1, PAIRS.shape[1]).amax(0).cpu()
+    lines = torch.ones(N_WALLS, N_WALLS, dtype=torch.float64)
+    lines[PAIRS[0], PAIRS[1]] = lines[PAIRS[1], PAIRS[0]] = pair_gain
+    return passivity_certificate(admittance.detach().double().cpu().numpy(), walls.cpu().numpy(), lines.numpy())
 
 
 def growth_ratio(buffer: torch.Tensor) -> float:

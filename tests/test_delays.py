@@ -96,3 +96,28 @@ def test_causal_and_passive_for_short_lines(min_lag):
     # long enough lines use the full 2 * HALF_WIDTH taps and stay flat
     long = HALF_WIDTH + min_lag + 0.5
     assert np.abs(20 * np.log10(np.abs(response(long, np.linspace(0, 6000, 61), min_lag)))).max() < 1e-4
+
+
+def test_grid_response_equals_the_direct_sum_also_for_lines_longer_than_the_fft():
+    """E(z_k) = sum_m taps_m z_k^-(offset+m) on z_k = r e^{j 2 pi k / N}, summed in numpy; the FFT
+    evaluation folds a line longer than N modulo N, which is exact on that grid."""
+    from sdn.delays import grid_response, line_response
+
+    n_fft, log_r = 256, 0.003
+    line = fractional_line(torch.tensor([[3.7, 40.25, 250.5, 600.1]], dtype=torch.float64), min_lag=1)
+    z = np.exp(log_r + 2j * np.pi * np.arange(n_fft // 2 + 1) / n_fft)
+    m = line.offset.numpy()[..., None] + np.arange(line.taps.shape[-1])
+    expected = np.einsum("...j,...jk->...k", line.taps.numpy(), z[None, None, None, :] ** -m[..., None])
+    np.testing.assert_allclose(grid_response(line, n_fft, log_r).numpy(), expected, rtol=1e-11, atol=1e-13)
+    z_log = torch.complex(torch.full((n_fft // 2 + 1,), log_r, dtype=torch.float64),
+                          2 * math.pi * torch.arange(n_fft // 2 + 1, dtype=torch.float64) / n_fft)
+    np.testing.assert_allclose(line_response(line, z_log).numpy(), expected, rtol=1e-11, atol=1e-13)
+
+
+def test_grid_response_gradient():
+    """The grid response's own backward pass (one inverse real FFT) against finite differences."""
+    from sdn.delays import DelayLine, grid_response
+
+    offset = torch.tensor([0.0, 5.0, 30.0], dtype=torch.float64)
+    taps = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: grid_response(DelayLine(offset, t), 16, 0.01), (taps,))

@@ -646,3 +646,44 @@ def test_source_near_a_wall_warns_and_numpy_numbers_are_accepted():
         model = SDN(Room((4, 5, 3), (1.0, 2.0, 0.5), (2.0, 3.0, 1.5)), sample_rate=np.float32(16000),
                     alpha=np.float64(0.1), c=np.int64(343))
     assert model.sample_rate == 16000.0 and isinstance(model.config["c"], float)
+
+
+@pytest.mark.parametrize("case", ["mismatched admittances", "loud fir walls"])
+def test_node_system_without_pivoting_equals_dense_system_far_from_passivity(case):
+    """The 6x6 node system is eliminated without pivoting (stable for passive networks); far from
+    passivity it must still equal the dense 30x30 wave system."""
+    model = randomise(SDN(SMALL_ROOM, fir_order=3, distance_correction=True, dtype=torch.float64))
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        if case == "mismatched admittances":  # log-std 3: y_kl / y_lk up to e^10
+            model.log_admittance.copy_(3 * torch.randn(6, 5, generator=gen, dtype=torch.float64))
+        else:  # |H| well above 1 at some frequencies
+            model.wall_taps.copy_(0.6 * torch.randn(6, 4, generator=gen, dtype=torch.float64))
+    assert not model.stability().certified
+    z_log = torch.tensor([0.001 + 0.3j, 0.0005 + 2.1j, 0.002 + 0.0j, 0.0002 + 3.1j, 0.01 + 1.0j], dtype=torch.complex128)
+    ours = model.transfer_function(z_log).detach().numpy()
+    dense = [dense_transfer_function(model, complex(np.exp(v))) for v in z_log.numpy()]
+    np.testing.assert_allclose(ours, dense, rtol=1e-10)
+
+
+def test_batched_gradients_equal_the_sum_over_separate_models():
+    """Batched positions share the room parameters: their gradient is the sum of each position's."""
+    rng = np.random.default_rng(11)
+    size = np.array(PAPER_ROOM.size)
+    rooms = [Room(PAPER_ROOM.size, rng.uniform(0.1, 0.9, 3) * size, rng.uniform(0.1, 0.9, 3) * size) for _ in range(3)]
+    batched = randomise(SDN(rooms, fir_order=2, distance_correction=True, dtype=torch.float64))
+    weights = torch.linspace(1.0, 2.0, 1500, dtype=torch.float64)
+    (batched.impulse_response(1500) ** 2 * weights).sum().backward()
+    shared = ("wall_taps", "log_admittance", "log_extraction_weights")
+    total = {name: torch.zeros_like(getattr(batched, name)) for name in shared}
+    for i, room in enumerate(rooms):
+        single = SDN(room, fir_order=2, distance_correction=True, dtype=torch.float64)
+        single.load_state_dict({k: (v[i] if k.endswith("_correction") else v) for k, v in batched.state_dict().items()
+                                if k in dict(single.named_parameters())}, strict=False)
+        (single.impulse_response(1500) ** 2 * weights).sum().backward()
+        for name in shared:
+            total[name] += getattr(single, name).grad
+        torch.testing.assert_close(batched.source_node_correction.grad[i], single.source_node_correction.grad,
+                                   rtol=1e-9, atol=1e-12)
+    for name in shared:
+        torch.testing.assert_close(getattr(batched, name).grad, total[name], rtol=1e-9, atol=1e-12)
