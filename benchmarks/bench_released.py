@@ -8,7 +8,8 @@ written to a CSV (default ``results/benchmarks/released.csv``), one row per mode
 
 - samples per second of the forward pass (a unit pulse of ``--samples`` samples) and of forward
   plus backward (of the summed squared output), each timed in its own subprocess, with the peak
-  resident memory of that subprocess above its baseline;
+  resident memory of that subprocess above its baseline and the machine's 1-minute load average
+  when it ended (other jobs on the machine slow both models down);
 - the correlation coefficient of the two impulse responses over their first ``--samples``
   samples (faithful vs released; 1 means the same shape).
 
@@ -30,8 +31,8 @@ import time
 from pathlib import Path
 
 ROOM = {"size": (5.46, 14.52, 3.38), "source": (2.28, 0.96, 1.20), "mic": (3.67, 1.96, 1.20)}
-FIELDS = ("model", "pass", "samples", "seconds", "samples_per_second", "peak_memory_mb", "correlation",
-          "date", "machine", "torch", "command")
+FIELDS = ("model", "pass", "samples", "seconds", "samples_per_second", "peak_memory_mb", "load_average",
+          "correlation", "date", "machine", "torch", "command")
 
 
 def released_module(folder: str | os.PathLike):
@@ -114,7 +115,8 @@ def main(argv=None) -> int:
             irs.setdefault(which, result["ir"])
             rows.append({"model": which, "pass": kind, "samples": args.samples, "seconds": float(f"{result['seconds']:.6g}"),
                          "samples_per_second": round(args.samples / result["seconds"], 1),
-                         "peak_memory_mb": round(result["peak_memory_mb"], 1)})
+                         "peak_memory_mb": round(result["peak_memory_mb"], 1),
+                         "load_average": round(os.getloadavg()[0], 1)})  # other jobs slow both down
     r = correlation(irs["released"], irs["faithful"])
     stamp = {"correlation": round(r, 6), "date": dt.date.today().isoformat(),
              "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
