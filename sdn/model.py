@@ -416,7 +416,8 @@ class SDN(nn.Module):
         return closed_form.transfer_function(self.network(), z_log)
 
     def impulse_response(self, n_samples: int | None = None, method: str = "closed_form", *,
-                         decay_db: float = DECAY_DB, max_samples: int | None = None) -> torch.Tensor:
+                         decay_db: float = DECAY_DB, max_samples: int | None = None,
+                         check_growth: bool = True) -> torch.Tensor:
         """Impulse response, shape (..., n) with the batch shape of the positions in front.
 
         Parameters
@@ -433,6 +434,9 @@ class SDN(nn.Module):
             recursion (:class:`sdn.TimeDomainSDN`, float64, no gradient).
         decay_db, max_samples : float, int, optional
             For ``n_samples=None`` (default 100 dB, at most ``sdn.rendering.MAX_RENDER_SECONDS``).
+        check_growth : bool
+            Raise when a network that the passivity certificate does not cover grows (default).
+            Training turns this off (see :func:`sdn.rendering.render`).
 
         Returns
         -------
@@ -441,11 +445,12 @@ class SDN(nn.Module):
         Raises
         ------
         UnstableSDNError
-            When the network is not certified passive and its response grows or wraps around
-            (see :mod:`sdn.stability`).
+            When the response is not finite, or (with ``check_growth``) the network is not
+            certified passive and its response grows or wraps around (see :mod:`sdn.stability`).
         """
         if n_samples is None and method == "closed_form":
-            return render_until_decayed(self.impulse_response, self.sample_rate, decay_db, max_samples)
+            return render_until_decayed(lambda n: self.impulse_response(n, check_growth=check_growth),
+                                        self.sample_rate, decay_db, max_samples)
         if not (isinstance(n_samples, (int, np.integer)) and n_samples > 0):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         if method == "time":
@@ -456,7 +461,7 @@ class SDN(nn.Module):
             return torch.as_tensor(TimeDomainSDN(self).process(pulse), dtype=self.dtype, device=self.device)
         if method != "closed_form":
             raise ValueError(f"method must be 'closed_form' or 'time', got {method!r}")
-        return render(self.network(), self.admittances(), int(n_samples), self.config["aliasing_db"])
+        return render(self.network(), self.admittances(), int(n_samples), self.config["aliasing_db"], check_growth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Filter signals through the SDN.
