@@ -17,7 +17,8 @@ Examples
 torch.Size([16000])
 """
 from .geometry import WALL_NAMES, Room
-from .model import SDN, load
+from .model import SDN
+from .saved_model import load
 from .recursion import TimeDomainSDN
 from .stability import StabilityReport, UnstableSDNError
 

@@ -26,6 +26,9 @@ SPEED_OF_SOUND = 343.0
 WALL_NAMES = ("x=0", "x=Lx", "y=0", "y=Ly", "floor", "ceiling")
 #: Number of walls of a shoebox (one SDN node per wall).
 N_WALLS = len(WALL_NAMES)
+#: Closer to a wall than this (metres), a source feeds an SDN's node with a noticeably louder
+#: reverberant level (it grows as 1/d^2, see :class:`sdn.SDN`).
+MIN_WALL_DISTANCE = 0.1
 
 
 def _as_point(name: str, value) -> np.ndarray:
@@ -162,6 +165,12 @@ class Room:
     def node_node_distances(self) -> np.ndarray:
         """Metres between nodes, shape (6, 6), symmetric, zero diagonal."""
         return np.linalg.norm(self.nodes[:, None, :] - self.nodes[None, :, :], axis=-1)
+
+    @property
+    def source_wall_distances(self) -> np.ndarray:
+        """Metres from the source to each wall, shape (6,), in ``WALL_NAMES`` order."""
+        low, high = np.asarray(self.source), np.asarray(self.size) - np.asarray(self.source)
+        return np.stack([low, high], -1).reshape(-1)
 
     @property
     def direct_distance(self) -> float:

@@ -36,23 +36,21 @@ import math
 import numbers
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoint, closed_form
-from .checkpoint import CheckpointError
+from . import closed_form
 from .closed_form import PAIRS, Network
 from .convolution import overlap_add
 from .delays import DelayLine, fractional_line, whole_sample_line
-from .geometry import N_WALLS, SPEED_OF_SOUND, WALL_NAMES, Room
-from .stability import StabilityReport, UnstableSDNError, growth_ratio, network_certificate
+from .geometry import MIN_WALL_DISTANCE, N_WALLS, SPEED_OF_SOUND, WALL_NAMES, Room
+from .rendering import DECAY_DB, render, render_until_decayed
+from .stability import StabilityReport, network_certificate
 
 K = N_WALLS - 1  # neighbours per node
 _OFF_DIAGONAL = ~torch.eye(N_WALLS, dtype=torch.bool)
-CHECKPOINT_FORMAT = "sdn-checkpoint-v2"  # v2: with a checksum and the run hash
 # Behaviours of the paper's released code, reproducible one by one:
 QUIRKS = {
     "buffer_truncation": "every delay line holds 512 samples: a longer line outputs nothing",
@@ -62,18 +60,6 @@ QUIRKS = {
     "last_tap_init": "FIR wall filters start with their gain on the last tap (fir_order samples late)",
 }
 BUFFER_SAMPLES = 512  # delay-line length of the released code (buffer_truncation)
-#: Default time-aliasing suppression of the closed form (dB over one FFT length) per real dtype.
-ALIASING_DB = {torch.float32: 70.0, torch.float64: 140.0}
-#: Renders sized by their decay stop this many dB below the peak (``impulse_response(None)``).
-DECAY_DB = 100.0
-#: Longest render sized by the decay, in seconds, unless the caller caps it.
-MAX_RENDER_SECONDS = 60.0
-#: Closer to a wall than this (metres), the source's reverberant level grows noticeably (1/d^2).
-MIN_WALL_DISTANCE = 0.1
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(n)))
 
 
 def _rounded_delay(d: torch.Tensor) -> torch.Tensor:
@@ -120,7 +106,7 @@ class SDN(nn.Module):
         :math:`s` of the distance correction.
     aliasing_db : float, optional
         Time-aliasing suppression of the closed form, dB over one FFT length. Default
-        ``ALIASING_DB``: 70 dB for float32 computations (the factor :math:`r^n` amplifies
+        ``sdn.rendering.ALIASING_DB``: 70 dB for float32 computations (the factor :math:`r^n` amplifies
         rounding errors) and 140 dB for float64 ones (renders without gradient included).
     quirks : str or sequence of str
         Behaviours of the paper's released code, by name (see ``QUIRKS``): a sequence of names,
@@ -133,7 +119,7 @@ class SDN(nn.Module):
     Warns
     -----
     UserWarning
-        When the source is closer than ``MIN_WALL_DISTANCE`` (0.1 m) to a wall. The source
+        When the source is closer than ``sdn.geometry.MIN_WALL_DISTANCE`` (0.1 m) to a wall. The source
         feeds node k with :math:`G / d_{Sk}`, so the reverberant energy grows as
         :math:`1/d^2` as the source nears a wall (about +10 dB at 0.2 m and +36 dB at 1 cm
         compared with a central position), while the direct sound does not. This is the model's
@@ -197,12 +183,12 @@ class SDN(nn.Module):
                 f"whose unconstrained taps can be lossless"
             )
         for r in rooms:
-            wall_distance = np.concatenate([np.asarray(r.source), np.asarray(r.size) - np.asarray(r.source)])[[0, 3, 1, 4, 2, 5]]
-            if wall_distance.min() < MIN_WALL_DISTANCE:
-                wall = WALL_NAMES[int(np.argmin(wall_distance))]
+            clearance = r.source_wall_distances
+            if clearance.min() < MIN_WALL_DISTANCE:
                 warnings.warn(
-                    f"the source is {wall_distance.min():.3f} m from wall {wall}: below {MIN_WALL_DISTANCE} m the SDN's "
-                    f"reverberant level grows as 1/d^2 (source injection G/d); see sdn.SDN", stacklevel=2)
+                    f"the source is {clearance.min():.3f} m from wall {WALL_NAMES[int(np.argmin(clearance))]}: below "
+                    f"{MIN_WALL_DISTANCE} m the SDN's reverberant level grows as 1/d^2 (source injection G/d); "
+                    f"see sdn.SDN", stacklevel=2)
 
         self.room = room if isinstance(room, Room) else rooms
         self.batch_shape = () if isinstance(room, Room) else (len(rooms),)
@@ -430,7 +416,8 @@ class SDN(nn.Module):
         return closed_form.transfer_function(self.network(), z_log)
 
     def impulse_response(self, n_samples: int | None = None, method: str = "closed_form", *,
-                         decay_db: float = DECAY_DB, max_samples: int | None = None) -> torch.Tensor:
+                         decay_db: float = DECAY_DB, max_samples: int | None = None,
+                         check_growth: bool = True) -> torch.Tensor:
         """Impulse response, shape (..., n) with the batch shape of the positions in front.
 
         Parameters
@@ -446,7 +433,10 @@ class SDN(nn.Module):
             near -75 dB at the end of a minute-long render). ``"time"``: the time-domain
             recursion (:class:`sdn.TimeDomainSDN`, float64, no gradient).
         decay_db, max_samples : float, int, optional
-            For ``n_samples=None`` (default 100 dB, at most ``MAX_RENDER_SECONDS``).
+            For ``n_samples=None`` (default 100 dB, at most ``sdn.rendering.MAX_RENDER_SECONDS``).
+        check_growth : bool
+            Raise when a network that the passivity certificate does not cover grows (default).
+            Training turns this off (see :func:`sdn.rendering.render`).
 
         Returns
         -------
@@ -455,11 +445,12 @@ class SDN(nn.Module):
         Raises
         ------
         UnstableSDNError
-            When the network is not certified passive and its response grows or wraps around
-            (see :mod:`sdn.stability`).
+            When the response is not finite, or (with ``check_growth``) the network is not
+            certified passive and its response grows or wraps around (see :mod:`sdn.stability`).
         """
         if n_samples is None and method == "closed_form":
-            return self._render_until_decayed(decay_db, max_samples)
+            return render_until_decayed(lambda n: self.impulse_response(n, check_growth=check_growth),
+                                        self.sample_rate, decay_db, max_samples)
         if not (isinstance(n_samples, (int, np.integer)) and n_samples > 0):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         if method == "time":
@@ -470,58 +461,7 @@ class SDN(nn.Module):
             return torch.as_tensor(TimeDomainSDN(self).process(pulse), dtype=self.dtype, device=self.device)
         if method != "closed_form":
             raise ValueError(f"method must be 'closed_form' or 'time', got {method!r}")
-        net = self.network()
-        buffer = self._anti_aliased_buffer(_next_pow2(2 * int(n_samples)), net)
-        if not torch.isfinite(buffer).all():
-            raise UnstableSDNError("the SDN impulse response is not finite (NaN or inf in the parameters or the solve)")
-        with torch.no_grad():
-            report = network_certificate(self.admittances(), net.wall_taps, net.node_pair)
-        if not report.certified:
-            self._check_growth(buffer, report, net)
-        return buffer[..., :n_samples].to(self.dtype)
-
-    def _render_until_decayed(self, decay_db: float, max_samples: int | None) -> torch.Tensor:
-        """Renders of 1 s, 2 s, 4 s, ... until the last quarter of one stays more than ``decay_db``
-        below the peak in every position; returned up to one past the last sample at or above that
-        level, at most ``max_samples`` (default ``MAX_RENDER_SECONDS``)."""
-        cap = int(max_samples) if max_samples is not None else int(MAX_RENDER_SECONDS * self.sample_rate)
-        if cap <= 0:
-            raise ValueError(f"max_samples must be positive, got {max_samples!r}")
-        n = min(cap, _next_pow2(int(self.sample_rate)))
-        while True:
-            h = self.impulse_response(n)
-            magnitude = h.detach().abs().reshape(-1, n).amax(0)
-            last = int(torch.nonzero(magnitude >= magnitude.max() * 10 ** (-decay_db / 20)).max()) + 1
-            if n >= cap or last <= n - n // 4:
-                return h[..., :last]
-            n = min(cap, 2 * n)
-
-    def _anti_aliased_buffer(self, n_fft: int, net: Network) -> torch.Tensor:
-        """The anti-aliased FFT buffer (..., n_fft) of ``net``: float64 without gradient, else the model's dtype."""
-        if not torch.is_grad_enabled():
-            net = net.to(torch.float64)
-        aliasing_db = self.config["aliasing_db"] or ALIASING_DB[net.injection.dtype]
-        return closed_form.impulse_response(net, n_fft, aliasing_db)
-
-    def _check_growth(self, buffer: torch.Tensor, report: StabilityReport, net: Network) -> None:
-        """Raise if an uncertified network's response grows (see :func:`sdn.stability.growth_ratio`).
-
-        The buffer spans at least eight longest paths through the network and at least the FFT
-        length of the request, so any pole outside the request's radius shows as growth.
-        """
-        with torch.no_grad():
-            path = sum(float((line.offset + line.taps.shape[-1]).max()) for line in net[:3])  # source, pair, mic
-            n_check = max(buffer.shape[-1], _next_pow2(int(8 * path)))
-            if buffer.shape[-1] < n_check:
-                buffer = self._anti_aliased_buffer(n_check, net)
-            ratio = growth_ratio(buffer)
-        if ratio > 1.0:
-            raise UnstableSDNError(
-                f"the SDN is unstable: its impulse response grows (last-eighth/earlier energy ratio "
-                f"{ratio:.3g} > 1); passivity certificate failed with cycle margin {report.margin:.3g} "
-                f"(max wall gain {report.wall_gain_max.max():.3f}, admittance mismatch "
-                f"{report.admittance_mismatch:.3g} nepers)"
-            )
+        return render(self.network(), self.admittances(), int(n_samples), self.config["aliasing_db"], check_growth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Filter signals through the SDN.
@@ -559,22 +499,19 @@ class SDN(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, run_hash: str | None = None) -> None:
-        """Write the state_dict, config and dtype with their checksum, atomically (:mod:`sdn.checkpoint`).
+        """Write the weights, config and dtype with their checksum, atomically; read back with
+        :func:`sdn.load`. See :func:`sdn.saved_model.save`.
 
         Parameters
         ----------
         path : str or os.PathLike
             File to write; its folder is created.
         run_hash : str, optional
-            Hash of the training run that produced the weights (``hash`` in the run folder's
-            ``config.json``, see :mod:`sdn.train`), stored so that the file names its run.
+            Hash of the training run that produced the weights.
         """
-        checkpoint.write(path, CHECKPOINT_FORMAT, {
-            "config": self.config,
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-            "run_hash": run_hash,
-        })
+        from .saved_model import save
+
+        save(self, path, run_hash)
 
     @classmethod
     def from_config(cls, config: dict, **kwargs) -> "SDN":
@@ -584,50 +521,3 @@ class SDN(nn.Module):
         room = cfg.pop("room")
         room = Room(**room) if isinstance(room, dict) else [Room(**r) for r in room]
         return cls(room, **cfg, **kwargs)
-
-
-def load(path: str | os.PathLike, device: torch.device | str | None = None) -> SDN:
-    """Rebuild an SDN saved by :meth:`SDN.save`, after verifying the file.
-
-    The checksum is checked, the model is built from the saved config (geometry included) and the
-    stored distances must equal that geometry (:func:`sdn.checkpoint.load_state`). Loading uses
-    ``torch.load(weights_only=True)``: no code from the file runs.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A file written by :meth:`SDN.save`.
-    device : torch.device or str, optional
-        Where to put the model (default: the CPU).
-
-    Returns
-    -------
-    SDN
-        With the saved dtype, config and weights.
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``path`` is not a file.
-    sdn.checkpoint.CheckpointError
-        (a ``ValueError``) When the file is truncated, corrupt, incomplete (no ``config``,
-        ``dtype`` or ``state_dict``), foreign, or inconsistent with its own config; the message
-        names the file.
-
-    Examples
-    --------
-    >>> model.save("model.pt")  # doctest: +SKIP
-    >>> model = sdn.load("model.pt")  # doctest: +SKIP
-    """
-    path = Path(path)
-    remedy = "save the model again, or rerun the training that wrote it"
-    payload = checkpoint.read(path, CHECKPOINT_FORMAT, ("config", "dtype", "state_dict"), "an SDN checkpoint", remedy)
-    dtype = {"float32": torch.float32, "float64": torch.float64}.get(payload["dtype"])
-    if dtype is None:
-        raise CheckpointError(f"{path}: dtype {payload['dtype']!r} is not float32 or float64; {remedy}")
-    try:
-        model = SDN.from_config(payload["config"], dtype=dtype, device=device)
-    except (TypeError, ValueError, KeyError, AttributeError) as err:
-        raise CheckpointError(f"{path}: its config does not describe an SDN ({err}); {remedy}") from err
-    checkpoint.load_state(model, payload["state_dict"], path, remedy)
-    return model

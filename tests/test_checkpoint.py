@@ -8,7 +8,7 @@ import torch
 import sdn
 from sdn import checkpoint
 from sdn.checkpoint import CheckpointError
-from sdn.model import CHECKPOINT_FORMAT
+from sdn.saved_model import CHECKPOINT_FORMAT
 
 ROOM = sdn.Room((3.0, 4.0, 2.5), (1.0, 1.2, 1.3), (2.1, 2.9, 1.4))
 

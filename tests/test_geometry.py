@@ -70,3 +70,8 @@ def test_node_node_distances_symmetric():
 def test_bad_rooms_are_rejected_clearly(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Room(**kwargs)
+
+
+def test_source_wall_distances_are_the_perpendicular_distances_to_each_wall():
+    room = Room((5.0, 7.0, 3.0), (1.0, 6.5, 0.4), (2.0, 2.0, 1.5))
+    np.testing.assert_allclose(room.source_wall_distances, [1.0, 4.0, 6.5, 0.5, 0.4, 2.6])

@@ -45,7 +45,18 @@ def read_history(run_dir):
         return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
 
 
-def test_fit_reduces_loss_and_recovers_wall_gains():
+@pytest.fixture
+def float64_default():
+    """torch's default dtype float64 for one test (the model is built in it), restored after."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_fit_reduces_loss_and_recovers_wall_gains(float64_default):
+    # float64: in float32 the rounding noise of the loss's tail moves the 80-step trajectory by
+    # about the tolerance below (mean gain error 16 % of the initial error there, 5 % here).
     result = fit(experiment(epochs=80, lr=0.1), ROOM_CONFIG, target=synthetic_target(), progress=False, max_eval_seconds=1.0)
     totals = [row["total"] for row in result.history]
     assert totals[-1] < 0.1 * totals[0]
