@@ -7,7 +7,8 @@ the room's target (default the HOMULA S1 -> R2-HOM1 RIR) in memory, with the sam
 pipeline (``sdn.train.fit``, evaluation included), and prints the epochs the plateau stop let it
 run, the seconds of training and of the whole fit, the loss after the paper's 300 epochs (when
 the learning rate is the paper's, that is the paper-budget fit) and at the end, and the headline
-errors of the trained model.
+errors of the trained model. A fit that diverges (:class:`sdn.optimisation.Diverged`) is reported
+with its epoch and the others still run.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from sdn.config import load_experiment, load_room_config
+from sdn.optimisation import Diverged
 from sdn.study import PAPER_CONFIGURATIONS
 from sdn.train import fit
 
@@ -42,7 +44,11 @@ def main() -> None:
     for name in args.only:
         experiment = load_experiment(REPO / f"config/experiments/converged_{name}.yaml")
         started = time.perf_counter()
-        result = fit(experiment, room, progress=False, target=target)
+        try:
+            result = fit(experiment, room, progress=False, target=target)
+        except Diverged as err:  # the run stops; the others still run
+            print(f"{experiment.name:>26} stopped: {err}")
+            continue
         seconds = time.perf_counter() - started
         history, trained = result.history, result.metrics["trained"]
         at_300 = history[299]["total"] if len(history) >= 300 else float("nan")
