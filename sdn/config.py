@@ -6,7 +6,7 @@ Two kinds of YAML file, both read by :func:`read_yaml`:
 
       name: prior_fir0
       model: {fir_order: 0, distance_correction: false}
-      training: {epochs: 300, lr: 0.01, seed: 42}
+      training: {epochs: 300, lr: 0.01, seed: 42}    # + patience, min_delta: a plateau stop
       loss: {edc: 0.5, edr: 1.0, edp: 1.0}
 
 - a **room** (``config/rooms/*.yaml``, :func:`load_room_config`, written by
@@ -16,7 +16,7 @@ Two kinds of YAML file, both read by :func:`read_yaml`:
       size: [5.46, 14.52, 3.38]
       source: [2.28, 0.96, 1.20]
       mic: [0.649, 4.021, 1.137]        # or {published: R2-HOM1}, see below
-      target: {file: homula-rir/rir-S1-R2-HOM1.wav, channel: mean}
+      target: {file: homula-rir/rir-S1-R2-HOM1.wav, channel: mean}   # + latency: seconds removed
 
 Reading is strict. A file must hold one mapping; an unknown or misspelt key, a key given twice, a
 value of the wrong type, a NaN or infinite number and a value outside its documented range are
@@ -131,19 +131,27 @@ class TrainingConfig:
     Attributes
     ----------
     epochs : int
-        Number of epochs, >= 0.
+        Number of epochs, >= 0; with a plateau stop, the most that are run.
     lr : float
         Adam learning rate, > 0.
     seed : int
         Seed of torch's random number generator, >= 0.
     checkpoint_every : int
         Epochs between checkpoints, >= 1.
+    patience : int
+        Plateau stop (:class:`sdn.optimisation.PlateauStop`): end training once the lowest total
+        loss has not fallen by the relative amount ``min_delta`` for this many epochs, >= 0;
+        0 (default) runs all ``epochs``, as the paper does.
+    min_delta : float
+        Relative decrease of the lowest loss that counts as progress, in [0, 1).
     """
 
     epochs: int = 300
     lr: float = 0.01
     seed: int = 42
     checkpoint_every: int = 25
+    patience: int = 0
+    min_delta: float = 1e-3
 
 
 @dataclass(frozen=True)
@@ -190,8 +198,17 @@ class ExperimentConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def to_dict(self) -> dict:
-        """Nested plain dict of every value (JSON-serialisable)."""
-        return dataclasses.asdict(self)
+        """Nested plain dict of the values (JSON-serialisable): what a run's hash is computed from.
+
+        The plateau stop's fields (``training.patience``, ``training.min_delta``) appear only when
+        a plateau stop is configured (``patience > 0``), so that configurations without one keep
+        the hashes of the runs made before these fields existed.
+        """
+        values = dataclasses.asdict(self)
+        if not self.training.patience:
+            for key in ("patience", "min_delta"):
+                del values["training"][key]
+        return values
 
     def replace(self, **sections) -> "ExperimentConfig":
         """Copy with some fields of some sections replaced, validated like a file.
@@ -206,7 +223,7 @@ class ExperimentConfig:
         -------
         ExperimentConfig
         """
-        updated = dict(self.to_dict())
+        updated = dataclasses.asdict(self)
         for name, values in sections.items():
             updated[name] = {**updated[name], **values} if isinstance(updated.get(name), dict) else values
         return build_section(ExperimentConfig, updated, "<replace>", _validate)
@@ -250,7 +267,10 @@ def _validate(config, where: str) -> None:
                               f"got {short(config.quirks)}")
     if isinstance(config, TrainingConfig):
         _at_least(where, epochs=(config.epochs, 0, False), lr=(config.lr, 0.0, True),
-                  seed=(config.seed, 0, False), checkpoint_every=(config.checkpoint_every, 1, False))
+                  seed=(config.seed, 0, False), checkpoint_every=(config.checkpoint_every, 1, False),
+                  patience=(config.patience, 0, False), min_delta=(config.min_delta, 0.0, False))
+        if config.min_delta >= 1.0:
+            raise ConfigError(f"{where}: min_delta (a relative decrease) must be < 1, got {short(config.min_delta)}")
     if isinstance(config, LossConfig):
         weights = {"edc": config.edc, "edr": config.edr, "edp": config.edp}
         _at_least(where, **{k: (v, 0.0, False) for k, v in weights.items()})
@@ -303,7 +323,7 @@ def config_hash(resolved: dict) -> str:
 
 _ROOM_KEYS = ("name", "description", "size", "source", "mic", "target")
 _REQUIRED_ROOM_KEYS = ("name", "size", "source", "mic")
-_TARGET_KEYS = ("file", "channel")
+_TARGET_KEYS = ("file", "channel", "latency")
 _PUBLISHED_KEYS = ("published", "capsule")
 
 
@@ -317,16 +337,27 @@ class TargetSpec:
         A registered name or ``"homula-rir/<name>"`` (found by :mod:`sdn.data`), or a path.
     channel : int or str
         Channel index (negative from the end) or ``"mean"``.
+    latency : float
+        Measurement latency removed from the start of the recording, seconds, >= 0 (default 0:
+        the file's timing). With the latency estimated by :mod:`sdn.calibration`, the direct
+        sound then lands at the model's direct-path delay (see :func:`sdn.rir.load_rir`).
     """
 
     file: str
     channel: int | str = 0
+    latency: float = 0.0
 
     def load(self, **kwargs):
-        """The preprocessed target: ``sdn.rir.load_rir(self.file, channel=self.channel, **kwargs)``."""
+        """The preprocessed target: :func:`sdn.rir.load_rir` of the file, channel and latency."""
         from .rir import load_rir
 
-        return load_rir(self.file, channel=self.channel, **kwargs)
+        return load_rir(self.file, channel=self.channel, latency=self.latency, **kwargs)
+
+    def to_dict(self) -> dict:
+        """``{"file", "channel"}``, and ``"latency"`` when it is not 0 (so that targets without
+        one keep the run hashes they had before the option existed)."""
+        spec = {"file": self.file, "channel": self.channel}
+        return {**spec, "latency": self.latency} if self.latency else spec
 
 
 @dataclass(frozen=True)
@@ -369,13 +400,13 @@ class RoomConfig:
         Returns
         -------
         dict
-            ``{"name", "size", "source", "mic", "target": {"file", "channel"} or None}``.
+            ``{"name", "size", "source", "mic", "target"}``, the target as
+            :meth:`TargetSpec.to_dict` or None.
         """
-        target = self.target
         return {
             "name": self.name,
             **self.room.to_dict(),
-            "target": None if target is None else {"file": target.file, "channel": target.channel},
+            "target": None if self.target is None else self.target.to_dict(),
         }
 
 
@@ -414,8 +445,9 @@ def write_room_config(config: RoomConfig, path: str | os.PathLike | None = None,
         lines.append(f"description: {yaml_scalar(config.description)}")
     lines += [f"{key}: {_position_text(config, key, decimals)}" for key in ("size", "source", "mic")]
     if config.target is not None:
+        latency = f", latency: {config.target.latency!r}" if config.target.latency else ""
         lines.append(f"target: {{file: {yaml_scalar(config.target.file)}, "
-                     f"channel: {yaml_scalar(config.target.channel)}}}")
+                     f"channel: {yaml_scalar(config.target.channel)}{latency}}}")
     text = "\n".join(lines) + "\n"
     if path is not None:
         from .fileio import write_text
@@ -504,6 +536,10 @@ def load_room_config(path: str | os.PathLike) -> RoomConfig:
         channel = spec.get("channel", 0)
         if not (channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool))):
             raise ConfigError(f"{where}: target channel must be an integer or 'mean', got {short(channel)}")
-        target = TargetSpec(file=spec["file"], channel=channel)
+        latency = spec.get("latency", 0.0)
+        if (isinstance(latency, bool) or not isinstance(latency, (int, float)) or not math.isfinite(latency)
+                or latency < 0):
+            raise ConfigError(f"{where}: target latency must be a number of seconds >= 0, got {short(latency)}")
+        target = TargetSpec(file=spec["file"], channel=channel, latency=float(latency))
     return RoomConfig(name=raw["name"], room=room, target=target, description=description,
                       path=Path(path), published=published)

@@ -170,6 +170,51 @@ def train_step(model: SDN, targets: torch.Tensor, loss_fn, optimizer: torch.opti
     return row, state
 
 
+class PlateauStop:
+    r"""The convergence criterion of the converged fits: stop once the loss has stopped falling.
+
+    The reference :math:`L^\ast` is the loss of the last epoch that improved on the previous
+    reference by more than the relative amount :math:`\delta` (the first epoch always does):
+    epoch :math:`t` improves when :math:`L_t < (1 - \delta) L^\ast`. Training stops after
+    ``patience`` consecutive epochs without improvement. In other words it runs while the lowest
+    loss still falls by at least a fraction :math:`\delta` every ``patience`` epochs. A relative
+    threshold makes the rule independent of the loss's scale (the total loss of the study ranges
+    from about 4 at the start to below 0.1), and the patience spans the oscillations of Adam's
+    full-batch steps, which a per-epoch test would take for a plateau. The rule depends on the loss
+    history only, so a resumed run stops where an uninterrupted one does.
+
+    Parameters
+    ----------
+    patience : int
+        Epochs without improvement before stopping, >= 1.
+    min_delta : float
+        :math:`\delta`, relative, in [0, 1).
+
+    Examples
+    --------
+    >>> stop = PlateauStop(patience=2, min_delta=0.1)
+    >>> [stop.update(loss) for loss in (1.0, 0.5, 0.48, 0.47, 0.30)]
+    [False, False, False, True, False]
+    """
+
+    def __init__(self, patience: int, min_delta: float):
+        if not (isinstance(patience, int) and patience >= 1):
+            raise ValueError(f"patience must be a whole number of epochs >= 1, got {patience!r}")
+        if not 0.0 <= min_delta < 1.0:
+            raise ValueError(f"min_delta must lie in [0, 1), got {min_delta!r}")
+        self.patience, self.min_delta = patience, float(min_delta)
+        self.reference = float("inf")
+        self.waited = 0  # epochs since the last improvement
+
+    def update(self, loss: float) -> bool:
+        """Account for one epoch's loss; True when training should stop after it."""
+        if loss < (1.0 - self.min_delta) * self.reference:
+            self.reference, self.waited = float(loss), 0
+        else:
+            self.waited += 1
+        return self.waited >= self.patience
+
+
 def progress_bar(epochs: range, enabled: bool, description: str):
     """``epochs`` wrapped in a progress bar (tqdm) when ``enabled``, else unchanged.
 

@@ -1,9 +1,12 @@
-"""Figures of the study: room geometry, impulse responses, decay curves, learned parameters, losses.
+"""Figures of the study: room geometry, impulse responses, decay curves, reliefs, wall responses,
+losses (comparisons of fitted models with the target and across fits: :mod:`sdn.study_plots`).
 
 Every function draws one matplotlib figure and returns it; none calls ``plt.show`` or saves a
 file (a notebook shows the returned figure; ``fig.savefig`` writes it). Signals may be numpy
 arrays or torch tensors (time on the last axis); several curves are passed as a mapping
 ``label -> values``, drawn in the mapping's order. The target, when present, is drawn in black.
+Figures of several panels use at most two columns (:func:`panel_grid`), so that every panel stays
+readable at the width of a book page.
 
 Conventions: time in ms or s as labelled, levels in dB, frequencies in Hz on a log axis.
 """
@@ -19,23 +22,54 @@ from .geometry import N_WALLS, WALL_NAMES
 TARGET_LABEL = "target"
 
 
-def _array(x) -> np.ndarray:
+def as_array(x) -> np.ndarray:
     """A float64 numpy copy of an array or tensor (detached, on the CPU)."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().double().numpy()
     return np.asarray(x, dtype=np.float64)
 
 
-def _style(label: str, index: int) -> dict:
+def line_style(label: str, index: int) -> dict:
     """Black for the target, the default colour cycle for the others."""
     if label == TARGET_LABEL:
         return {"color": "black", "lw": 1.4, "zorder": 5}
     return {"color": f"C{index % 10}", "lw": 1.0}
 
 
-def _colour_index(labels: Sequence[str]) -> dict:
+def colour_index(labels: Sequence[str]) -> dict:
+    """Index of each label's colour in the cycle (:func:`line_style`), the target not counted."""
     others = [label for label in labels if label != TARGET_LABEL]
     return {label: others.index(label) if label in others else 0 for label in labels}
+
+
+def panel_grid(n_panels: int, panel=(4.2, 3.0), figsize=None, **kwargs):
+    """A figure of ``n_panels`` axes in at most two columns, so that each stays readable at the
+    text width of a page; the unused cell of an odd count is hidden.
+
+    Parameters
+    ----------
+    n_panels : int
+        Number of axes, >= 1.
+    panel : (float, float)
+        Width and height of one panel, inches.
+    figsize : (float, float), optional
+        Size of the whole figure instead.
+    **kwargs
+        Passed to ``plt.subplots`` (``sharex``, ``layout``, ...).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : list of matplotlib.axes.Axes
+        In reading order.
+    """
+    cols = min(2, n_panels)
+    rows = -(-n_panels // cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=figsize or (panel[0] * cols, panel[1] * rows),
+                             **kwargs)
+    for ax in axes.ravel()[n_panels:]:
+        ax.set_visible(False)
+    return fig, list(axes.ravel()[:n_panels])
 
 
 # ---------------------------------------------------------------------------------- geometry
@@ -108,14 +142,14 @@ def ir_early_part(irs: Mapping, sample_rate: float, duration: float = 0.05, star
     labels = list(irs)
     figsize = figsize or (10.0, 1.3 + 1.15 * len(labels))
     fig, axes = plt.subplots(len(labels), 1, sharex=True, squeeze=False, figsize=figsize)
-    colours = _colour_index(labels)
+    colours = colour_index(labels)
     first, last = int(round(start * sample_rate)), int(round((start + duration) * sample_rate))
     for ax, label in zip(axes[:, 0], labels):
-        h = _array(irs[label])[first:last]
+        h = as_array(irs[label])[first:last]
         if normalise and np.max(np.abs(h)) > 0:
             h = h / np.max(np.abs(h))
         t = 1e3 * (first + np.arange(h.size)) / sample_rate
-        ax.plot(t, h, **{**_style(label, colours[label]), "lw": 0.8})
+        ax.plot(t, h, **{**line_style(label, colours[label]), "lw": 0.8})
         for time in (markers or {}).get(label, []):
             ax.axvline(1e3 * time, color="0.5", ls="--", lw=0.7)
         ax.text(0.995, 0.92, label, transform=ax.transAxes, ha="right", va="top", fontsize=8)
@@ -145,15 +179,15 @@ def edc_curves(irs: Mapping, sample_rate: float, floor_db: float = -80.0, durati
     from .acoustics import energy_decay_curve
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=figsize)
-    colours = _colour_index(list(irs))
+    colours = colour_index(list(irs))
     longest = 0.0
     for label, h in irs.items():
-        h = _array(h)
+        h = as_array(h)
         with np.errstate(divide="ignore"):
             edc = energy_decay_curve(h, db=True)
         t = np.arange(h.size) / sample_rate
         longest = max(longest, t[-1])
-        ax.plot(t, edc, label=label, ls="--" if label in dashed else "-", **_style(label, colours[label]))
+        ax.plot(t, edc, label=label, ls="--" if label in dashed else "-", **line_style(label, colours[label]))
     ax.set_ylim(floor_db, 3)
     ax.set_xlim(0, duration or longest)
     ax.set_xlabel("time (s)")
@@ -184,18 +218,14 @@ def octave_band_values(frequencies, values: Mapping, ylabel: str = "T30 (s)", da
     matplotlib.figure.Figure
     """
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=figsize)
-    f = _array(frequencies)
-    colours = _colour_index(list(values))
+    f = as_array(frequencies)
+    colours = colour_index(list(values))
     for label, v in values.items():
-        ax.plot(f, _array(v), marker="o", ms=4, label=label, ls="--" if label in dashed else "-",
-                **_style(label, colours[label]))
-    ax.set_xscale("log")
+        ax.plot(f, as_array(v), marker="o", ms=4, label=label, ls="--" if label in dashed else "-",
+                **line_style(label, colours[label]))
+    band_axis(ax, f)
     if log_values:
         ax.set_yscale("log")
-    ax.set_xticks(f)
-    ax.set_xticklabels([f"{x:g}" if x < 1000 else f"{x / 1000:g}k" for x in f])
-    ax.minorticks_off()
-    ax.set_xlabel("octave band centre (Hz)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -204,7 +234,7 @@ def octave_band_values(frequencies, values: Mapping, ylabel: str = "T30 (s)", da
 
 
 def mel_edr_maps(maps: Mapping, sample_rate: float, hop: int = 160, figsize=None):
-    """Mel energy decay reliefs (dB) side by side, on one colour scale.
+    """Mel energy decay reliefs (dB) on one colour scale, two panels per row.
 
     Parameters
     ----------
@@ -217,59 +247,138 @@ def mel_edr_maps(maps: Mapping, sample_rate: float, hop: int = 160, figsize=None
         One panel per map; the colour scale spans the largest map maximum and 80 dB below it.
     """
     labels = list(maps)
-    arrays = [_array(maps[label]) for label in labels]
+    arrays = [as_array(maps[label]) for label in labels]
     top = max(a.max() for a in arrays)
-    figsize = figsize or (4.2 * len(labels) + 1.0, 3.6)
-    fig, axes = plt.subplots(1, len(labels), sharey=True, squeeze=False, figsize=figsize)
+    fig, axes = panel_grid(len(labels), figsize=figsize, sharey=True, layout="constrained")
     image = None
-    for ax, label, edr in zip(axes[0], labels, arrays):
-        duration = edr.shape[-1] * hop / sample_rate
-        image = ax.imshow(edr, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
-                          extent=(0, duration, 0, edr.shape[0]))
+    for ax, label, edr in zip(axes, labels, arrays):
+        image = _relief(ax, edr, sample_rate, hop, cmap="magma", vmin=top - 80, vmax=top)
         ax.set_title(label, fontsize=10)
-        ax.set_xlabel("time (s)")
-    axes[0, 0].set_ylabel("mel band")
-    fig.colorbar(image, ax=list(axes[0]), label="EDR (dB)", shrink=0.9)
+    fig.colorbar(image, ax=axes, label="EDR (dB)", shrink=0.9)
     return fig
+
+
+def _relief(ax, edr: np.ndarray, sample_rate: float, hop: int, **style):
+    """Draw one (bands, frames) relief against time (s) and mel band; returns the image."""
+    image = ax.imshow(edr, origin="lower", aspect="auto", extent=(0, edr.shape[-1] * hop / sample_rate, 0, edr.shape[0]),
+                      **style)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel band")
+    return image
+
+
+def mel_edr_differences(target, irs: Mapping, sample_rate: float, limit_db: float = 20.0, figsize=None):
+    """Mel EDR of each model minus the target's, in dB, over the target's length.
+
+    Both signals are cut to the target's length and scaled to unit norm there, as the training
+    loss compares them; each relief is :func:`sdn.features.mel_energy_decay_relief` in dB.
+
+    Parameters
+    ----------
+    target : array or tensor, shape (T,)
+        The measured response.
+    irs : mapping of str to array or tensor, shape (T',)
+        Label -> model response, T' >= T (e.g. a run folder's ``ir.wav``).
+    sample_rate : float
+        Hz, of the target and the models.
+    limit_db : float
+        The diverging colour scale spans +-``limit_db``; larger differences take its end colour.
+    figsize : (float, float), optional
+        Inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per model, two per row, red where the model holds more energy than the target.
+
+    Examples
+    --------
+    In a notebook, with ``target`` the room config's target (``room.load_target(sample_rate=fs)``)
+    and the models' ``ir.wav`` from their run folders:
+
+    >>> import soundfile as sf  # doctest: +SKIP
+    >>> irs = {m: sf.read(f"results/runs/{m}/ir.wav")[0] for m in ("prior_fir0", "prior_fir6")}  # doctest: +SKIP
+    >>> fig = mel_edr_differences(target.signal, irs, target.sample_rate)  # doctest: +SKIP
+    >>> fig.savefig("results/figures/mel_edr_differences.png", dpi=120)  # doctest: +SKIP
+    """
+    import torch
+
+    from .features import MEL_HOP, mel_energy_decay_relief
+
+    def relief(h):
+        h = torch.as_tensor(as_array(h)[:n])
+        return mel_energy_decay_relief(h / torch.linalg.vector_norm(h), sample_rate).numpy()
+
+    n = as_array(target).shape[-1]
+    reference = relief(target)
+    fig, axes = panel_grid(len(irs), figsize=figsize, sharex=True, sharey=True, layout="constrained")
+    image = None
+    for ax, (label, h) in zip(axes, irs.items()):
+        image = _relief(ax, relief(h) - reference, sample_rate, MEL_HOP, cmap="RdBu_r", vmin=-limit_db, vmax=limit_db)
+        ax.set_title(label, fontsize=10)
+    fig.colorbar(image, ax=axes, label="model - target (dB)", shrink=0.9, extend="both")
+    return fig
+
+
+def band_axis(ax, frequencies) -> None:
+    """Log frequency axis labelled with the octave band centres."""
+    ax.set_xscale("log")
+    ax.set_xticks(frequencies)
+    ax.set_xticklabels([f"{x:g}" if x < 1000 else f"{x / 1000:g}k" for x in frequencies])
+    ax.minorticks_off()
+    ax.set_xlabel("octave band centre (Hz)")
 
 
 # ------------------------------------------------------------------------- model parameters
 
 
-def wall_responses(responses: Mapping, figsize=None, floor_db: float = -30.0):
-    """Magnitude responses of the six wall filters, one panel per model.
+def wall_responses(responses: Mapping, passivity: Mapping | None = None, figsize=None, floor_db: float = -30.0):
+    """Magnitude responses of the six wall filters, one panel per model, with the 0 dB line.
 
     Parameters
     ----------
     responses : mapping label -> (frequencies (F,) Hz, magnitudes (6, F) dB), e.g. from
         ``model.physical_parameters()["wall_response_freqs"]`` and ``["wall_response_db"]``.
+    passivity : optional mapping label -> :class:`sdn.stability.StabilityReport`
+        (``model.stability()``): each panel then states whether the model is certified passive
+        and its largest wall gain in dB (above 0 dB a wall amplifies).
     floor_db : lower limit of the level axis (the upper limit is at least +1 dB).
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    In a notebook, from the trained models of the run folders (``<results>/runs/<model>/model.pt``):
+
+    >>> models = {m: sdn.load(f"results/runs/{m}/model.pt") for m in ("prior_fir6", "correction_fir6")}  # doctest: +SKIP
+    >>> parameters = {m: model.physical_parameters() for m, model in models.items()}  # doctest: +SKIP
+    >>> fig = wall_responses({m: (p["wall_response_freqs"], p["wall_response_db"]) for m, p in parameters.items()},
+    ...                      passivity={m: model.stability() for m, model in models.items()})  # doctest: +SKIP
     """
     labels = list(responses)
-    cols = min(2, len(labels))
-    rows = -(-len(labels) // cols)
-    figsize = figsize or (5.0 * cols, 3.3 * rows)
-    fig, axes = plt.subplots(rows, cols, squeeze=False, sharey=True, figsize=figsize)
+    fig, axes = panel_grid(len(labels), panel=(4.2, 3.0), figsize=figsize, sharey=True)
     top = 1.0
-    for ax, label in zip(axes.ravel(), labels):
-        freqs, db = (_array(x) for x in responses[label])
+    for ax, label in zip(axes, labels):
+        freqs, db = (as_array(x) for x in responses[label])
         for k in range(N_WALLS):
             ax.plot(freqs[1:], db[k, 1:], color=f"C{k}", lw=1.0, label=WALL_NAMES[k])
+        ax.axhline(0.0, color="black", lw=0.8)
         top = max(top, float(np.max(db)) + 1.0)
+        if passivity is not None and label in passivity:
+            report = passivity[label]
+            peak = 20 * np.log10(float(np.max(report.wall_gain_max)))
+            status = "certified passive" if report.certified else "not certified passive"
+            ax.text(0.03, 0.04, f"{status}\nmax wall gain {peak:+.2f} dB", transform=ax.transAxes, fontsize=8,
+                    va="bottom", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         ax.set_xscale("log")
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("frequency (Hz)")
-        ax.grid(alpha=0.3, which="both")
-    for ax in axes[:, 0]:
         ax.set_ylabel("|H| (dB)")
-    for ax in axes.ravel()[len(labels):]:
-        ax.set_visible(False)
-    axes[0, 0].set_ylim(floor_db, top)
-    axes[0, 0].legend(fontsize=7, ncol=2)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylim(floor_db, top)
+    axes[0].legend(fontsize=7, ncol=2, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -289,7 +398,7 @@ def scattering_matrices(matrices, title: str | None = None, annotate: bool = Tru
     matplotlib.figure.Figure
         The isotropic matrix ``(2/5) 1 1^T - I`` has -0.6 on the diagonal and 0.4 elsewhere.
     """
-    S = _array(matrices)
+    S = as_array(matrices)
     limit = max(1.0, float(np.abs(S).max()))
     fig, axes = plt.subplots(2, 3, figsize=figsize)
     image = None
@@ -316,7 +425,7 @@ def scattering_matrices(matrices, title: str | None = None, annotate: bool = Tru
 
 
 def loss_curves(histories: Mapping, terms: Sequence[str] = ("total", "edc", "edr", "edp"), figsize=None):
-    """Training loss per epoch, one panel per loss term, one curve per run.
+    """Training loss per epoch, one panel per loss term (two per row), one curve per run.
 
     Parameters
     ----------
@@ -330,25 +439,25 @@ def loss_curves(histories: Mapping, terms: Sequence[str] = ("total", "edc", "edr
         Runs without epochs (baselines) are skipped. A panel whose values span more than a
         decade has a logarithmic axis.
     """
-    figsize = figsize or (3.2 * len(terms), 3.2)
-    fig, axes = plt.subplots(1, len(terms), figsize=figsize, squeeze=False)
+    fig, axes = panel_grid(len(terms), panel=(4.0, 2.8), figsize=figsize)
     for index, (label, history) in enumerate(histories.items()):
         if isinstance(history, list):
             history = {key: [row[key] for row in history] for key in (history[0] if history else {})}
         if len(history) == 0 or len(history["epoch"]) == 0:
             continue
-        epoch = _array(history["epoch"])
-        for ax, term in zip(axes[0], terms):
-            ax.plot(epoch + 1, _array(history[term]), color=f"C{index % 10}", lw=1.0, label=label)
-    for ax, term in zip(axes[0], terms):
+        epoch = as_array(history["epoch"])
+        for ax, term in zip(axes, terms):
+            ax.plot(epoch + 1, as_array(history[term]), color=f"C{index % 10}", lw=1.0, label=label)
+    for ax, term in zip(axes, terms):
         low, high = ax.dataLim.y0, ax.dataLim.y1
         if ax.lines and low > 0 and high / low > 10:  # log scale only where the loss spans decades
             ax.set_yscale("log")
         ax.set_title(f"{term} loss", fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3, which="both")
-    axes[0, 0].set_ylabel("loss")
-    if axes[0, 0].lines:
-        axes[0, 0].legend(fontsize=7)
+        ax.set_ylabel("loss")
+    if axes[0].lines:
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+

@@ -1,17 +1,21 @@
-"""Measured room impulse responses: read, select a channel, resample, trim, normalise.
+r"""Measured room impulse responses: read, select a channel, resample, trim, normalise.
 
 Preprocessing of a measured target (DAFx25 paper, Sec. 4; :func:`load_rir`):
 
 1. read the multichannel file with soundfile, time on the last axis ``(C, T)``;
 2. take one channel (index, negative allowed) or the mean over channels (``"mean"``);
+   optionally remove a known measurement latency :math:`\tau` (:func:`advance`: the signal is
+   advanced by :math:`\tau f` samples, :math:`f` the file's sampling rate, with a band-limited
+   fractional shift, and its first :math:`\lceil \tau f \rceil` samples are dropped), so that
+   the direct sound arrives at the propagation delay :math:`d_{SM}/c` as in the SDN's output;
 3. resample with soxr (libsoxr, "VHQ"; linear phase, output aligned with the input so sample 0
    stays time 0), e.g. 48 kHz -> 16 kHz;
 4. trim to the reverberation time extrapolated from a 30 dB decay: broadband T30 of the resampled
    signal (ISO 3382-1: Schroeder backward integral, least-squares line from -5 to -35 dB, RT = 60 dB
    over its slope; :func:`sdn.acoustics.reverberation_time`). The length counts **from sample 0**:
-   :math:`n = \\mathrm{round}(T_{30} f_s)` samples, so the pre-delay (propagation time and any
-   measurement latency) is kept and time 0 stays aligned with the start of the measurement, as in
-   the SDN's output;
+   :math:`n = \mathrm{round}(T_{30} f_s)` samples, so the pre-delay (propagation time and any
+   measurement latency not removed in step 2) is kept and time 0 stays aligned with the start of
+   the measurement, as in the SDN's output;
 5. scale to unit Euclidean norm.
 
 Registered files (``"rir-S1-R2-HOM1.wav"``) are found and verified by :mod:`sdn.data`.
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MIN_SAMPLES", "read_audio", "select_channel", "resample", "MeasuredRIR", "load_rir"]
+__all__ = ["MIN_SAMPLES", "read_audio", "select_channel", "advance", "resample", "MeasuredRIR", "load_rir"]
 
 #: Fewest samples per channel of a measured RIR file (1.3 ms at 48 kHz); shorter files hold no
 #: room response and are refused with a clear message.
@@ -111,6 +115,40 @@ def select_channel(data: np.ndarray, channel: int | str) -> np.ndarray:
     return data[channel]
 
 
+def advance(signal: np.ndarray, samples: float) -> np.ndarray:
+    r"""Shift a signal earlier in time by a (fractional) number of samples, band-limited.
+
+    .. math:: y(n) = x(n + D), \qquad n = 0, \dots, T - \lceil D \rceil - 1,
+
+    evaluated as the ideal band-limited shift :math:`X(e^{j\omega}) e^{j\omega D}` on an FFT
+    grid at least twice the signal's length (zero-padded, so nothing wraps into the output).
+    Exact for a signal band-limited below half the sampling rate; the samples before :math:`D`
+    (the latency) are discarded.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (T,)
+        Samples.
+    samples : float
+        The advance :math:`D`, samples, with :math:`0 \le D < T`.
+
+    Returns
+    -------
+    ndarray, shape (T - ceil(D),)
+        float64.
+    """
+    from scipy.fft import irfft, next_fast_len, rfft
+
+    x = np.asarray(signal, dtype=np.float64)
+    if not 0.0 <= samples < x.shape[-1]:
+        raise ValueError(f"the advance must lie in [0, {x.shape[-1]}) samples, got {samples}")
+    if float(samples).is_integer():
+        return x[int(samples):].copy()
+    n_fft = next_fast_len(2 * x.shape[-1], real=True)
+    phase = np.exp(2j * np.pi * samples * np.arange(n_fft // 2 + 1) / n_fft)
+    return irfft(rfft(x, n_fft) * phase, n_fft)[: x.shape[-1] - int(np.ceil(samples))]
+
+
 def resample(signal: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Resample along the last axis with soxr ("VHQ", linear phase, time-aligned).
 
@@ -163,6 +201,8 @@ class MeasuredRIR:
         Sample (at ``sample_rate``) of the absolute peak, a marker of the direct sound.
     scale : float
         Factor applied for unit norm (1.0 when ``normalize=False``).
+    latency : float
+        Seconds removed from the start of the recording (0: none).
     """
 
     signal: object = field(repr=False)
@@ -175,6 +215,7 @@ class MeasuredRIR:
     rt60: float | None
     peak_index: int
     scale: float
+    latency: float = 0.0
 
     def __len__(self) -> int:
         return int(self.signal.shape[-1])
@@ -197,6 +238,7 @@ class MeasuredRIR:
             "rt60": self.rt60,
             "peak_index": self.peak_index,
             "scale": self.scale,
+            "latency": self.latency,
         }
 
 
@@ -216,6 +258,7 @@ def load_rir(
     trim: bool = True,
     normalize: bool = True,
     verify: bool | None = None,
+    latency: float = 0.0,
 ) -> MeasuredRIR:
     """Load and preprocess a measured RIR as an SDN target (see the module docstring).
 
@@ -236,6 +279,10 @@ def load_rir(
     verify : bool, optional
         Check the file against the registry (git blob id, sha256); default True for registered
         names, False for paths.
+    latency : float
+        Measurement latency to remove, seconds, >= 0 and shorter than the file: the selected
+        channel is advanced by ``latency`` times the file's sampling rate (:func:`advance`)
+        before resampling. The trimming length then counts from the new sample 0.
 
     Returns
     -------
@@ -252,7 +299,8 @@ def load_rir(
         For a channel out of range.
     ValueError
         For a file shorter than :data:`MIN_SAMPLES`, a non-finite or silent signal, an unsupported
-        format, a bad sample rate, or no 30 dB decay to trim at.
+        format, a bad sample rate, a latency that is negative or not shorter than the file, or no
+        30 dB decay to trim at.
 
     Examples
     --------
@@ -283,6 +331,11 @@ def load_rir(
     peak = float(np.max(np.abs(h)))
     if peak < 1e-12:
         raise ValueError(f"{path} (channel {channel}) is silent (peak |h| = {peak:g})")
+    if latency:
+        if not (np.isfinite(latency) and 0 < latency < h.shape[-1] / rate):
+            raise ValueError(f"{path}: latency must be a number of seconds in [0, {h.shape[-1] / rate:g}) "
+                             f"(the file's duration), got {latency!r}")
+        h = advance(h, latency * rate)
     h = resample(h, rate, sample_rate)
     rt60 = None
     if trim:
@@ -312,4 +365,5 @@ def load_rir(
         rt60=rt60,
         peak_index=int(np.argmax(np.abs(h))),
         scale=scale,
+        latency=float(latency),
     )

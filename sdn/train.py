@@ -52,7 +52,7 @@ from .evaluation import evaluate
 from .fileio import write_text
 from .losses import SDNLoss
 from .model import SDN
-from .optimisation import Diverged, progress_bar, train_step, unit_norm_render, unit_norm_targets
+from .optimisation import Diverged, PlateauStop, progress_bar, train_step, unit_norm_render, unit_norm_targets
 from .stability import UnstableSDNError
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,9 @@ class FitResult:
         One row per epoch: ``epoch``, ``edc``, ``edr``, ``edp``, ``total``, ``seconds``.
     metrics : dict
         ``target``, ``initial`` and ``trained`` entries of :func:`sdn.evaluation.evaluate` plus the
-        loss terms, ``stopped`` (None) and ``best_epoch``.
+        loss terms, ``stopped`` (None), ``best_epoch``, and ``plateau_epoch``: with a plateau stop
+        (``training.patience > 0``), the number of epochs after which it ended training, None when
+        it did not (or is not configured).
     run_dir : pathlib.Path or None
         The run folder, None when run in memory.
     config : dict
@@ -190,7 +192,8 @@ def fit(
         Run folder (created). It must be empty or absent unless ``resume`` or ``overwrite``.
         None keeps everything in memory.
     epochs : int, optional
-        Total number of epochs; overrides ``experiment.training.epochs``.
+        Total number of epochs; overrides ``experiment.training.epochs`` (with a plateau stop,
+        :class:`sdn.optimisation.PlateauStop`, the most that are run).
     device : str or torch.device, optional
         ``"cpu"`` (default) or ``"cuda"``.
     resume : bool
@@ -277,8 +280,12 @@ def fit(
         write_text(run_dir / "config.json", json.dumps(resolved, indent=2))
 
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    stopped = None
-    epochs_total = experiment.training.epochs
+    stopped = plateau_epoch = None
+    training = experiment.training
+    plateau = PlateauStop(training.patience, training.min_delta) if training.patience else None
+    if plateau is not None and any([plateau.update(row["total"]) for row in history]):
+        plateau_epoch = len(history)  # a resumed run that had already converged
+    epochs_total = experiment.training.epochs if plateau_epoch is None else len(history)
     bar = progress_bar(range(len(history), epochs_total), progress, experiment.name)
     for epoch in bar:
         try:
@@ -291,8 +298,13 @@ def fit(
             best = {"epoch": epoch, "total": row["total"], "state": last_good}
         if hasattr(bar, "set_postfix"):
             bar.set_postfix({k: f"{row[k]:.4f}" for k in ("total", "edc", "edr", "edp")})
-        if run_dir is not None and ((epoch + 1) % experiment.training.checkpoint_every == 0 or epoch + 1 == epochs_total):
+        converged = plateau is not None and plateau.update(row["total"])
+        if run_dir is not None and ((epoch + 1) % experiment.training.checkpoint_every == 0
+                                    or epoch + 1 == epochs_total or converged):
             run_folder.save_checkpoint(run_dir / "checkpoint.pt", hashes, model, optimizer, history, best)
+        if converged:
+            plateau_epoch = epoch + 1
+            break
 
     if stopped is not None:
         model.load_state_dict(last_good)  # weights that produced the last finite loss
@@ -300,6 +312,7 @@ def fit(
     metrics = {"target": evaluate(y, None, fs), "initial": initial, "trained": trained}
     metrics["stopped"] = None if stopped is None else str(stopped)
     metrics["best_epoch"] = None if best is None else best["epoch"]
+    metrics["plateau_epoch"] = plateau_epoch
     if run_dir is not None:
         run_folder.write_outputs(run_dir, model, best, history, metrics, ir, hashes["run_hash"])
     if stopped is not None:
