@@ -41,6 +41,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -26,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import RoomConfig, TargetSpec, load_room_config, write_room_config
+from .config import RoomConfig, load_room_config, write_room_config
 from .geometry import Room
 
 __all__ = ["runner_up_configs", "latency_config", "write_room_variants"]
