@@ -40,8 +40,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
