@@ -25,7 +25,7 @@ Command line::
 
     python -m sdn.train --config config/experiments/prior_fir0.yaml \\
         --room config/rooms/homula_s1_r2hom1.yaml [--epochs N] [--device cpu|cuda] [--out DIR] \\
-        [--resume | --overwrite]
+        [--resume | --overwrite] [--threads N]
 
 Exit status: 0 done; 1 training stopped (unstable model or non-finite loss; the folder keeps the
 last good weights) or a system error (disk full, ...); 2 a user error (bad option, config or run
@@ -404,6 +404,13 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _positive_count(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     """argparse type: a finite number of seconds > 0."""
     try:
@@ -429,8 +436,12 @@ def main(argv=None) -> int:
                       help="start a new run in a folder that holds files, deleting the previous run's files")
     parser.add_argument("--max-eval-seconds", type=_seconds, default=MAX_EVAL_SECONDS,
                         help="longest evaluation render; renders stop 100 dB below their peak (default %(default)s)")
+    parser.add_argument("--threads", type=_positive_count, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine two threads were 6-8x slower, "
+                             "benchmarks/README.md; run independent fits as separate processes instead)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = None
     try:

@@ -198,3 +198,15 @@ def test_out_of_memory_is_one_line_with_status_1(files, tmp_path, capsys, monkey
     monkeypatch.setattr(sdn.train, "fit", exhausted)
     assert main(argv(files, tmp_path / "out")) == 1
     assert one_error_line(capsys).startswith("error: out of memory")
+
+
+def test_threads_option_sets_torch_threads_and_refuses_zero(files, tmp_path, capsys):
+    before = torch.get_num_threads()
+    try:
+        assert main(argv(files, tmp_path / "one", "--epochs", "1", "--threads", "1")) == 0
+        assert torch.get_num_threads() == 1
+        with pytest.raises(SystemExit) as info:
+            main(argv(files, tmp_path / "zero", "--threads", "0"))
+        assert info.value.code == 2 and "expected a whole number >= 1, got '0'" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
