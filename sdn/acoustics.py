@@ -217,7 +217,7 @@ def reverberation_time(
     Parameters
     ----------
     h : tensor or ndarray, shape (..., T)
-        Impulse response(s).
+        Impulse response(s) from before the onset; the record must reach the end of the decay range.
     sample_rate : float
         Sampling rate in Hz.
     decay : {"T30", "T20", "EDT"} or (upper, lower)
@@ -372,7 +372,7 @@ def mixing_time(h: ArrayLike, sample_rate: float, threshold: float = 1.0) -> Arr
     Parameters
     ----------
     h : tensor or ndarray, shape (..., T)
-        Impulse response(s).
+        Impulse response(s), at least one echo-density window long.
     sample_rate : float
         Sampling rate in Hz.
     threshold : float
@@ -403,7 +403,7 @@ def room_acoustic_parameters(h: ArrayLike, sample_rate: float, min_margin_db: fl
     Parameters
     ----------
     h : tensor or ndarray, shape (..., T)
-        Impulse response(s).
+        Impulse response(s) from before the onset to the end of the decay.
     sample_rate : float
         Sampling rate in Hz.
     min_margin_db : float or None

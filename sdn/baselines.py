@@ -60,12 +60,8 @@ def eyring_absorption(room: Room, rt60: float, c: float = SPEED_OF_SOUND) -> flo
 
     Parameters
     ----------
-    room : Room
-        The shoebox.
-    rt60 : float
-        Reverberation time, seconds, positive and finite.
-    c : float
-        Speed of sound, m/s.
+    room, rt60, c
+        As for :func:`sabine_absorption`.
 
     Returns
     -------

@@ -285,7 +285,7 @@ def load_experiment(path: str | os.PathLike) -> ExperimentConfig:
     Parameters
     ----------
     path : str or os.PathLike
-        The file.
+        The experiment file, e.g. ``config/experiments/prior_fir0.yaml``.
 
     Returns
     -------
@@ -483,7 +483,7 @@ def load_room_config(path: str | os.PathLike) -> RoomConfig:
     Parameters
     ----------
     path : str or os.PathLike
-        The file.
+        A room file (``config/rooms/*.yaml``).
 
     Returns
     -------

@@ -91,22 +91,12 @@ class RemoteFile:
 REGISTRY: dict[str, RemoteFile] = {
     entry.name: entry
     for entry in (
-        RemoteFile(
-            name="rir-S1-R2-HOM1.wav",
-            folder="homula-rir",
-            url=_HOM_URL + "rir-S1-R2-HOM1.wav",
-            git_blob="6e407c9baad26659588245798bdf6b1abb406478",
-            size=1536136,
-            sha256="f98591cd2a5d13ace77b6687b3d9381a4d011f8ff4f6b5c9049df8fda61185fb",
-        ),
-        RemoteFile(
-            name="rir-S2-R2-HOM1.wav",
-            folder="homula-rir",
-            url=_HOM_URL + "rir-S2-R2-HOM1.wav",
-            git_blob="c430ab23fdcb2a0f11a969b9b6df2a15fd64d5fb",
-            size=1536136,
-            sha256="1a915aab1484d54bbdc259cb69e09a86d338139c1559f17cdf4b44a018edf2f8",
-        ),
+        *(RemoteFile(name, "homula-rir", _HOM_URL + name, blob, 1536136, sha256) for name, blob, sha256 in (
+            ("rir-S1-R2-HOM1.wav", "6e407c9baad26659588245798bdf6b1abb406478",
+             "f98591cd2a5d13ace77b6687b3d9381a4d011f8ff4f6b5c9049df8fda61185fb"),
+            ("rir-S2-R2-HOM1.wav", "c430ab23fdcb2a0f11a969b9b6df2a15fd64d5fb",
+             "1a915aab1484d54bbdc259cb69e09a86d338139c1559f17cdf4b44a018edf2f8"),
+        )),
         RemoteFile(
             name="rir-S1-ULA.wav",
             folder="homula-rir",

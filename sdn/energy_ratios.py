@@ -54,7 +54,7 @@ def clarity(h: ArrayLike, sample_rate: float, ms: float = 50.0, bands: str | Non
     Parameters
     ----------
     h : tensor or ndarray, shape (..., T)
-        Impulse response(s).
+        Impulse response(s) from before the onset.
     sample_rate : float
         Sampling rate in Hz.
     ms : float
@@ -91,7 +91,7 @@ def definition(h: ArrayLike, sample_rate: float, ms: float = 50.0, bands: str | 
     Parameters
     ----------
     h : tensor or ndarray, shape (..., T)
-        Impulse response(s).
+        Impulse response(s) from before the onset (as for :func:`clarity`).
     sample_rate : float
         Sampling rate in Hz.
     ms : float
@@ -133,7 +133,7 @@ def drr(h: ArrayLike, sample_rate: float, direct_ms: float = 2.5) -> ArrayLike:
     Parameters
     ----------
     h : tensor or ndarray, shape (..., T)
-        Impulse response(s).
+        Impulse response(s); the direct sound is their largest sample.
     sample_rate : float
         Sampling rate in Hz.
     direct_ms : float

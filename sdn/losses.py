@@ -119,6 +119,8 @@ class EDCLoss(nn.Module):
 
     Examples
     --------
+    Two decaying noises with T60 0.5 s and 0.7 s, scaled to unit norm as the training code does:
+
     >>> import torch
     >>> from sdn.losses import EDCLoss
     >>> t = torch.arange(16000) / 16000
@@ -161,6 +163,8 @@ class MelEDRLoss(nn.Module):
 
     Examples
     --------
+    A decaying noise against itself:
+
     >>> import torch
     >>> from sdn.losses import MelEDRLoss
     >>> t = torch.arange(16000) / 16000
@@ -225,6 +229,8 @@ class EDPLoss(nn.Module):
 
     Examples
     --------
+    The gradient reaches every sample of the prediction:
+
     >>> import torch
     >>> from sdn.losses import EDPLoss
     >>> t = torch.arange(16000) / 16000
@@ -284,6 +290,8 @@ class SDNLoss(nn.Module):
 
     Examples
     --------
+    The terms of a perfect match:
+
     >>> import torch
     >>> from sdn.losses import SDNLoss
     >>> t = torch.arange(16000) / 16000

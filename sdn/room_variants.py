@@ -99,10 +99,8 @@ def latency_config(calibration: dict, base: RoomConfig, key: str = "s1_r2hom1") 
 
     Examples
     --------
-    >>> import json
-    >>> from sdn.config import load_room_config
-    >>> calibration = json.load(open("results/calibration/calibration.json"))
-    >>> base = load_room_config("config/rooms/homula_s1_r2hom1.yaml")
+    With ``calibration`` and ``base`` read as in :func:`runner_up_configs`:
+
     >>> config = latency_config(calibration, base)
     >>> config.name, round(1e3 * config.target.latency, 2)
     ('homula_s1_r2hom1_latency', 5.72)
