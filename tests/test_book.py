@@ -30,9 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipeline  # noqa: E402
 from test_pipeline import quick_study  # noqa: E402
 
+from sdn import study  # noqa: E402
+
 RESULTS_RUN = pipeline.Run("05_results.ipynb", "05_results")
-CONFIGURATIONS = ["prior_fir0", "correction_fir0", "prior_fir6", "correction_fir6"]
-BASELINES = ["untrained", "sabine", "eyring"]
+CONFIGURATIONS = list(study.PAPER_CONFIGURATIONS)
+BASELINES = list(study.BASELINES)
 DECIMALS = 2  # as displayed by notebooks/05_results.ipynb
 TEXT_COLUMNS = {"config_hash"}  # shown as written; every other column is a number
 
