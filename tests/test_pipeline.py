@@ -259,3 +259,55 @@ def test_quick_pipeline_runs_every_notebook_and_builds_the_book(quick_study):
 def test_quick_mode_writes_to_a_git_ignored_folder():
     ignored = subprocess.run(["git", "check-ignore", "-q", str(pipeline.QUICK_RESULTS / "x.csv")], cwd=REPO)
     assert ignored.returncode == 0, "results-quick/ must be git-ignored"
+
+
+# ---------------------------------------------------------------------------------------------
+# The study on another room configuration (--room)
+
+
+def test_another_room_needs_its_own_results_folder_and_its_measurement(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        pipeline.main(["--room", "config/rooms/homula_s1_ula.yaml"])
+    assert "--results" in capsys.readouterr().err
+    monkeypatch.setenv("SDN_DATA_DIR", str(tmp_path))  # a folder without rir-S1-ULA.wav
+    with pytest.raises(SystemExit, match=r"--room config/rooms/homula_s1_ula\.yaml: .*sdn\.data fetch rir-S1-ULA\.wav"):
+        pipeline.check_room("config/rooms/homula_s1_ula.yaml")
+
+
+def ula_stand_in(folder: Path, t60: float = 0.8) -> Path:
+    """A synthetic 64-channel, 48 kHz, 1 s stand-in for rir-S1-ULA.wav: direct sound at the S1 ->
+    last-microphone distance of the room config, then noise decaying 60 dB in ``t60`` seconds."""
+    import numpy as np
+    import soundfile as sf
+
+    fs, n = 48000, 48000
+    t = np.arange(n) / fs
+    h = 0.05 * np.random.default_rng(0).standard_normal((n, 64)) * 10 ** (-3 * t / t60)[:, None]
+    h[int(round(np.hypot(3.67 - 2.28, 1.96 - 0.96) / 343 * fs)), :] += 1.0
+    path = folder / "homula-rir" / "rir-S1-ULA.wav"
+    path.parent.mkdir(parents=True)
+    sf.write(path, h.astype(np.float32), fs, subtype="FLOAT")
+    return path
+
+
+@pytest.mark.slow
+def test_whole_study_on_the_ula_room_config_in_quick_mode(tmp_path):
+    """``pipeline.py --room config/rooms/homula_s1_ula.yaml --results ...`` end to end on a stand-in for
+    the paper's target, registered for this test only (SDN_DATA_DIR)."""
+    ula_stand_in(tmp_path / "data")
+    results = tmp_path / "results-ula"
+    done = subprocess.run([sys.executable, str(REPO / "pipeline.py"), "--quick", "--room",
+                           "config/rooms/homula_s1_ula.yaml", "--results", str(results)],
+                          cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "SDN_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    for run in pipeline.RUNS:
+        executed = nbformat.read(results / "notebooks" / f"{run.name}.ipynb", as_version=4)
+        assert executed.metadata["papermill"]["exception"] in (None, False), run.name
+        assert (results / "book" / "_build" / "html" / "generated" / f"{run.name}.html").is_file(), run.name
+    for name in pipeline.FITS:
+        config = json.loads((results / "runs" / name / "config.json").read_text())
+        assert config["room"]["name"] == "homula_s1_ula", name
+    # the tables were made against the stand-in: its T30 is the one it was made with
+    target = json.loads((results / "runs" / "prior_fir0" / "metrics.json").read_text())["target"]
+    assert target["T30"] == pytest.approx(0.8, rel=0.1)
