@@ -43,7 +43,8 @@ import numpy as np
 from .fileio import write_text
 from .filterbank import octave_band_centres
 
-__all__ = ["Run", "read_runs", "band_centres", "summary_rows", "band_rows", "learned_parameters", "write_csv"]
+__all__ = ["Run", "read_runs", "band_centres", "summary_rows", "band_rows", "learned_parameters", "write_csv",
+           "COLUMN_LABELS", "read_summary", "summary_table_html"]
 
 DECAYS = ("T30", "T20", "EDT")
 _COPIED = ("C50", "C50_err", "D50", "DRR", "loss_edc", "loss_edr", "loss_edp", "loss_total")
@@ -247,3 +248,83 @@ def write_csv(rows: Sequence[Mapping], path: str | os.PathLike) -> Path:
         writer.writerow({k: ("nan" if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()})
     write_text(path, text.getvalue())
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# The results page (notebooks/05_results)
+
+#: Human headers, with units, of the columns of ``summary.csv``; any other column keeps its name.
+COLUMN_LABELS = {
+    "edc_error_db": "EDC error (dB)", "t30_error_pct": "T30 error (%)", "t20_error_pct": "T20 error (%)",
+    "edt_error_pct": "EDT error (%)",
+    **{f"t30_err_{f}_pct": f"T30 error {f} Hz (%)" for f in (125, 250, 500, 1000, 2000, 4000)},
+    "C50": "C50 (dB)", "C50_err": "C50 error (dB)", "DRR": "DRR (dB)", "loss_edc": "loss EDC",
+    "loss_edr": "loss EDR", "loss_edp": "loss EDP", "loss_total": "loss (total)", "config_hash": "config hash",
+}
+_TEXT_COLUMNS = ("config_hash",)  # identifies the run; every other column is a number
+
+
+def read_summary(path: str | os.PathLike, models: Sequence[str]):
+    """``summary.csv`` as a table indexed by model, checked to be the one the results page can show.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV (``<results>/tables/summary.csv``).
+    models : sequence of str
+        The models it must hold, no more and no fewer.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model``; the first column is the headline measure.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file is missing (the pipeline writes it).
+    ValueError
+        For other models, a non-numeric measure, or a text column first.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the experiment notebooks first (python pipeline.py)")
+    summary = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}).set_index("model")
+    if set(summary.index) != set(models):
+        raise ValueError(f"{path}: models {sorted(summary.index)} differ from {sorted(models)}")
+    measures = [c for c in summary.columns if c not in _TEXT_COLUMNS]
+    if not measures or not all(pd.api.types.is_numeric_dtype(summary[m]) for m in measures):
+        raise ValueError(f"{path}: needs at least one measure column, all numeric (text only in {list(_TEXT_COLUMNS)})")
+    if summary.columns[0] in _TEXT_COLUMNS:
+        raise ValueError(f"{path}: the first column after 'model' must be the headline measure")
+    return summary
+
+
+def summary_table_html(summary, models: Mapping[str, str], table_id: str, decimals: int = 2) -> str:
+    """Rows of :func:`read_summary`'s table as HTML: a description column, human headers, every
+    number rounded to ``decimals`` (``n/a`` where it could not be measured), scrolling sideways.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`read_summary`.
+    models : mapping of str to str
+        The rows to show, in order, with their descriptions.
+    table_id : str
+        The ``id`` of the ``<table>``.
+    decimals : int
+        Digits after the point.
+
+    Returns
+    -------
+    str
+    """
+    rows = summary.loc[list(models)].rename(columns=COLUMN_LABELS)
+    rows.insert(0, "description", [models[m] for m in rows.index])
+    rows.index.name = "model"
+    html = rows.to_html(float_format=lambda v: f"{v:.{decimals}f}", na_rep="n/a", table_id=table_id,
+                        classes="sdn-results", border=0)
+    return f'<div style="overflow-x: auto; max-width: 100%;">{html}</div>'
+

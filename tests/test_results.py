@@ -170,3 +170,27 @@ def test_committed_results_page_shows_the_summary_table():
     outputs = [o.get("data", {}) for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     page = "\n".join(d.get("text/html", "") + d.get("text/markdown", "") for d in outputs)
     check_results_page(page, results / "tables" / "summary.csv")
+
+
+def test_results_page_table_rounds_labels_and_marks_what_was_not_measured(tmp_path):
+    path = tmp_path / "summary.csv"
+    path.write_text("model,edc_error_db,t30_error_pct,config_hash\na,4.126,nan,0012ab\nb,0.5,31.004,ff00\n")
+    summary = results.read_summary(path, ["b", "a"])
+    html = results.summary_table_html(summary, {"b": "model B", "a": "model A"}, "table-x")
+    assert 'id="table-x"' in html and "EDC error (dB)" in html and "T30 error (%)" in html
+    assert html.index("model B") < html.index("model A")
+    for shown in ("4.13", "0.50", "31.00", "n/a", "0012ab"):
+        assert f"<td>{shown}</td>" in html, shown
+
+
+@pytest.mark.parametrize("text, match", [
+    ("model,edc_error_db\na,1.0\n", "models"),
+    ("model,edc_error_db\na,1.0\nb,x\n", "numeric"),
+    ("model,config_hash,edc_error_db\na,ab,1.0\nb,cd,2.0\n", "headline"),
+])
+def test_results_page_refuses_a_summary_it_cannot_show(tmp_path, text, match):
+    (tmp_path / "summary.csv").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        results.read_summary(tmp_path / "summary.csv", ["a", "b"])
+    with pytest.raises(FileNotFoundError, match="python pipeline.py"):
+        results.read_summary(tmp_path / "missing.csv", ["a", "b"])
