@@ -47,6 +47,7 @@ def tiny():
     return grid, fits, g.heldout_rows(grid, fits, max_eval_seconds=3.0)
 
 
+@pytest.mark.slow
 def test_tiny_grid_fits_every_k_that_fits_and_each_heldout_position(tiny):
     grid, fits, _ = tiny
     assert list(grid.heldout) == [1, 3] and sorted(grid.train_order) == [0, 2]
@@ -57,6 +58,7 @@ def test_tiny_grid_fits_every_k_that_fits_and_each_heldout_position(tiny):
            [row["role"] for row in grid.position_rows()] == ["train #2", "held out", "train #1", "held out"]
 
 
+@pytest.mark.slow
 def test_heldout_rows_score_every_model_at_every_heldout_position(tiny):
     grid, _, rows = tiny
     models = ["untrained", "sabine", "shared FIR-0, K = 1", "shared FIR-0, K = 2", "per-position FIR-0"]
