@@ -292,13 +292,24 @@ def ula_stand_in(folder: Path, t60: float = 0.8) -> Path:
 @pytest.mark.slow
 def test_whole_study_on_the_ula_room_config_in_quick_mode(tmp_path):
     """``pipeline.py --room config/rooms/homula_s1_ula.yaml --results ...`` end to end on a stand-in for
-    the paper's target, registered for this test only (SDN_DATA_DIR)."""
-    ula_stand_in(tmp_path / "data")
+    the paper's target. The stand-in is found through SDN_DATA_DIR and registered for this test only:
+    a ``sitecustomize`` on PYTHONPATH gives every interpreter of the run (the pipeline, each
+    notebook's kernel, the book build) a registry entry with the stand-in's git blob id."""
+    from sdn.data import git_blob_id
+
+    stand_in = ula_stand_in(tmp_path / "data")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import dataclasses\nfrom sdn import data\n"
+        "data.REGISTRY['rir-S1-ULA.wav'] = dataclasses.replace(data.REGISTRY['rir-S1-ULA.wav'], "
+        f"git_blob={git_blob_id(stand_in)!r})\n")
     results = tmp_path / "results-ula"
+    python_path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, str(REPO / "pipeline.py"), "--quick", "--room",
                            "config/rooms/homula_s1_ula.yaml", "--results", str(results)],
                           cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "SDN_DATA_DIR": str(tmp_path / "data")})
+                          env={**os.environ, "SDN_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": python_path})
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     for run in pipeline.RUNS:
         executed = nbformat.read(results / "notebooks" / f"{run.name}.ipynb", as_version=4)
