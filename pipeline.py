@@ -5,6 +5,10 @@
     python pipeline.py --only NAME       # one run (NAME as in RUNS), then the book
     python pipeline.py --book-only       # build the book from what results/ holds already
     python pipeline.py --no-book         # notebooks only
+    python pipeline.py --room config/rooms/homula_s1_ula.yaml --results results-ula
+                                         # the whole study on another room configuration
+    python pipeline.py --jobs 2          # two notebooks at a time, where the order allows
+    python pipeline.py --sync-notebooks  # rewrite every notebook's Colab badge and install cell
 
 The list ``RUNS`` below is the whole study: one line per executed notebook. Adding a notebook to the
 study and to the book is one line here; the book's table of contents picks every executed notebook
@@ -13,23 +17,28 @@ order them.
 
 Conventions every listed notebook follows (checked before anything runs):
 
-* kernelspec ``python3`` and one cell tagged ``parameters`` with every run parameter;
-* an "Open in Colab" badge and a first code cell that installs the package only inside Colab;
+* kernelspec ``python3`` and one cell tagged ``parameters`` that declares every parameter the
+  pipeline passes (``results_dir`` included), one per line, in a form papermill parses;
+* an "Open in Colab" badge and, as the first code cell, the install cell of :func:`colab_cell`:
+  both name the repository of ``[project.urls]`` in ``pyproject.toml`` and are identical in every
+  notebook (``--sync-notebooks`` writes them);
 * paths are relative to the repository root: papermill runs each notebook with the working
-  directory at the root, and a notebook opened elsewhere (Jupyter starts in ``notebooks/``) finds
-  the root by walking up to ``pyproject.toml``;
+  directory at the root, and a notebook opened elsewhere finds the root with ``sdn.notebook.setup``;
 * everything a notebook writes goes under the results folder. The pipeline injects it as
   ``results_dir`` ("results" or "results-quick" relative to the root, absolute when outside the
-  repository), and ``{results_dir}`` in a parameter value of ``RUNS`` is replaced by it, for
-  notebooks that take an output folder under another name.
+  repository). In a parameter value of ``RUNS``, ``{results_dir}`` is replaced by it and ``{room}``
+  by the room configuration of the study (``--room``).
 
 Quick mode goes through the same notebooks and code with the ``quick`` overrides of each run (fewer
-epochs) and writes to a separate, git-ignored folder, so it can never overwrite committed results.
+epochs, shorter renders, smaller grids) and writes to a separate, git-ignored folder, so it can
+never overwrite committed results. Every cell has a time limit (``--cell-timeout``); the whole run
+has none.
 
-Outputs in the results folder: ``notebooks/<name>.ipynb`` (executed), ``runtimes.csv`` (seconds per
-run) and ``environment.csv`` (versions of what produced them). The book is built from a staged copy
-of ``book/`` into which the executed notebooks and those two tables are copied; a missing notebook,
-one that holds an error output, or any Sphinx warning fails the build.
+Outputs in the results folder: ``notebooks/<name>.ipynb`` (executed; their install cell clones the
+commit they were made from), ``runtimes.csv`` (seconds per run) and ``environment.csv`` (versions
+of what produced them). The book is built from a staged copy of ``book/`` into which the executed
+notebooks and those two tables are copied; a missing notebook, one that holds an error output, or
+any Sphinx warning fails the build.
 """
 from __future__ import annotations
 
@@ -37,22 +46,34 @@ import argparse
 import csv
 import datetime as dt
 import importlib.metadata
+import logging
 import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from sdn.study import BASELINES, FITS, ROOM
 
 REPO = Path(__file__).resolve().parent
 NOTEBOOKS = REPO / "notebooks"
 BOOK = REPO / "book"
 DEFAULT_RESULTS = REPO / "results"
 QUICK_RESULTS = REPO / "results-quick"
-GITHUB_REPOSITORY = "sdn-companion/differentiable-sdn"  # the Colab badges open notebooks from here
+CELL_TIMEOUT = {False: 3600, True: 900}  # seconds per cell, full and quick runs
+START_TIMEOUT = 300  # seconds for a kernel to start (a loaded machine is slow)
 
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_NPM = REPO / ".cache" / "mathjax-npm"  # git-ignored npm prefix
@@ -65,53 +86,171 @@ MATHJAX_NPM = REPO / ".cache" / "mathjax-npm"  # git-ignored npm prefix
 MATHJAX_PARTS = ("tex-chtml.js", "input", "output/chtml", "ui", "a11y", "sre")
 
 
+def repository_url() -> str:
+    """The repository's URL: ``Repository`` in ``[project.urls]`` of ``pyproject.toml`` (its one home)."""
+    urls = tomllib.loads((REPO / "pyproject.toml").read_text())["project"].get("urls", {})
+    url = urls.get("Repository", "")
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
+        raise SystemExit("pipeline: pyproject.toml needs [project.urls] Repository = "
+                         "\"https://github.com/OWNER/NAME\" (the Colab badges and install cells use it)")
+    return url
+
+
+REPOSITORY_URL = repository_url()
+GITHUB_REPOSITORY = REPOSITORY_URL.removeprefix("https://github.com/")  # OWNER/NAME
+COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+@dataclass(frozen=True)
+class Study:
+    """One execution of the study: where it writes, quick or full, and on which room configuration."""
+
+    results: Path
+    quick: bool = False
+    room: str = ROOM
+
+    @property
+    def reference(self) -> bool:
+        """The committed study: full parameters, the study's room, into results/."""
+        return not self.quick and self.room == ROOM and self.results.resolve() == DEFAULT_RESULTS
+
+
 @dataclass(frozen=True)
 class Run:
     """One executed notebook: ``notebooks/<notebook>`` -> ``<results>/notebooks/<name>.ipynb``."""
 
     notebook: str
     name: str
-    parameters: dict = field(default_factory=dict)
-    quick: dict = field(default_factory=dict)  # overrides applied in quick mode
+    parameters: dict = field(default_factory=dict)  # values: plain, "{results_dir}"/"{room}" templates,
+    quick: dict = field(default_factory=dict)       # or functions of the Study; quick: overrides
     title: str | None = None  # the page title in the book, when one notebook serves several runs
+    after: tuple = ()  # names (or name prefixes) of runs that must finish first
+
+    def resolved(self, study: Study) -> dict:
+        """The parameters papermill passes, ``results_dir`` included."""
+        results_dir = root_relative(study.results)
+        values = {**self.parameters, **(self.quick if study.quick else {})}
+        out = {}
+        for key, value in values.items():
+            if callable(value):
+                value = value(study)
+            elif isinstance(value, str):
+                value = value.replace("{results_dir}", results_dir).replace("{room}", study.room)
+            out[key] = value
+        out["results_dir"] = results_dir
+        return out
 
 
-# The study, in book order. One line per run (one per configuration for 02_train).
-TRAINED = ["prior_fir0", "correction_fir0", "prior_fir6", "correction_fir6"]  # the paper's configurations
-BASELINES = ["untrained", "sabine", "eyring"]  # evaluated only (epochs: 0 in their configs)
-FAITHFUL = [f"faithful_{name}" for name in TRAINED]  # the same with the released code's quirks (07_faithful)
+def reference_only(study: Study) -> bool:
+    """True only for the committed study (a notebook may then rewrite committed configuration)."""
+    return study.reference
+
+
+# The study, in book order. One line per run (one per fit of sdn.study.FITS for 02_train).
 RUNS: list[Run] = [
     # The SDN of the room: geometry, first-order reflections, closed form against the recursion.
-    Run("00_model.ipynb", "00_model", {"room": "config/rooms/homula_s1_r2hom1.yaml"}),
-    # Microphone position of R2-HOM1; a quick run must not rewrite the committed room config.
-    Run("01_calibration.ipynb", "01_calibration",
-        {"out_dir": "{results_dir}/calibration", "write_config": True}, quick={"write_config": False}),
-    # One fit per configuration: the paper's four (quick: 3 epochs), the three baselines (0 epochs),
-    # and the paper's four with the released code's quirks.
+    Run("00_model.ipynb", "00_model",
+        {"room": "{room}", "ir_seconds": 1.0, "compare_samples": 8000, "timing_repeats": 5},
+        quick={"ir_seconds": 0.25, "compare_samples": 2000, "timing_repeats": 1}),
+    # Microphone position of R2-HOM1; only the committed study rewrites the room config.
+    Run("01_calibration.ipynb", "01_calibration", {"grid_step": 0.04, "write_config": reference_only},
+        quick={"grid_step": 0.08}),
+    # One fit per configuration: the paper's four, the three baselines (0 epochs), and the paper's
+    # four with the released code's quirks. After 01, which may rewrite the room config.
     *[Run("02_train.ipynb", f"02_train_{name}",
-          {"experiment": f"config/experiments/{name}.yaml", "room": "config/rooms/homula_s1_r2hom1.yaml",
-           "epochs": None, "device": "cpu"},
-          quick={} if name in BASELINES else {"epochs": 3}, title=f"02 · Fitting {name}")
-      for name in TRAINED + BASELINES + FAITHFUL],
+          {"experiment": f"config/experiments/{name}.yaml", "room": "{room}", "epochs": None,
+           "device": "cpu", "max_eval_seconds": 30.0},
+          quick={"max_eval_seconds": 2.0, **({} if name in BASELINES else {"epochs": 3})},
+          title=f"02 · Fitting {name}", after=("01_calibration",))
+      for name in FITS],
     # Tables and figures from every run folder, then audio, then the results page.
-    Run("03_evaluation.ipynb", "03_evaluation"),
-    Run("04_listening.ipynb", "04_listening", {"duration": 3.0}),
-    Run("05_results.ipynb", "05_results"),
-    # Beyond the paper: one SDN per room, fitted at K positions, tested at held-out ones (simulated room).
+    Run("03_evaluation.ipynb", "03_evaluation", {"room": "{room}"}, after=("02_train",)),
+    Run("04_listening.ipynb", "04_listening", {"room": "{room}", "duration": 3.0}, quick={"duration": 2.0},
+        after=("02_train",)),
+    Run("05_results.ipynb", "05_results", after=("03_evaluation",)),
+    # Beyond the paper: one SDN per room, fitted at K positions, tested at held-out ones (simulated
+    # room), and the real-data transfer S1 -> S2 (reads the calibration).
     Run("06_generalisation.ipynb", "06_generalisation",
-        {"epochs": 40, "n_sources": 4, "n_mics": 6, "n_heldout_mics": 2, "k_values": [1, 4, 16]},
-        quick={"epochs": 2, "n_sources": 2, "n_mics": 3, "n_heldout_mics": 1, "k_values": [1, 2]}),
+        {"epochs": 40, "n_sources": 4, "n_mics": 6, "n_heldout_mics": 2, "k_values": [1, 4, 16],
+         "ir_seconds": 1.0, "train_seconds": 0.5, "max_order": 3, "n_rays": 4000, "max_eval_seconds": 30.0,
+         "calibration": "{results_dir}/calibration/calibration.json"},
+        quick={"epochs": 2, "n_sources": 2, "n_mics": 3, "n_heldout_mics": 1, "k_values": [1, 2],
+               "train_seconds": 0.25, "max_order": 1, "n_rays": 500, "max_eval_seconds": 2.0},
+        after=("01_calibration",)),
     # Exact model against the released code's behaviours, per configuration.
-    Run("07_faithful.ipynb", "07_faithful"),
+    Run("07_faithful.ipynb", "07_faithful", {"room": "{room}"}, after=("02_train",)),
 ]
 
 
 # ----------------------------------------------------------------------------------------------
-# Notebook checks and execution
+# Notebook conventions
 
 
-def check_notebook(path: Path) -> None:
-    """Fail early, naming the notebook, if it breaks a convention papermill or the book relies on."""
+def colab_url(path: str) -> str:
+    """The Colab address of the notebook at ``path`` in the repository, on its default branch."""
+    return f"https://colab.research.google.com/github/{GITHUB_REPOSITORY}/blob/main/{path}"
+
+
+def colab_badge(notebook: str) -> str:
+    """The "Open in Colab" badge (Markdown) of ``notebooks/<notebook>``."""
+    return f"[![Open In Colab]({COLAB_BADGE_IMAGE})]({colab_url(f'notebooks/{notebook}')})"
+
+
+def colab_cell(commit: str | None = None) -> str:
+    """The first code cell of every notebook: in Colab only, clone the repository and install the
+    package with its ``book`` extra, then work in the clone.
+
+    ``commit`` (None in the notebooks themselves) is the commit an executed copy was made from;
+    its install cell then checks that commit out, so that the code matches the page.
+    """
+    return f'''\
+# Only in Google Colab: clone the repository (code, configs, data) and install the package.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    REPOSITORY = "{REPOSITORY_URL}"
+    COMMIT = {commit!r}  # pipeline.py fills in the commit of an executed copy; None: the default branch
+    clone = os.path.abspath(REPOSITORY.rsplit("/", 1)[-1])
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "--quiet", REPOSITORY, clone], check=True)
+        if COMMIT:
+            subprocess.run(["git", "-C", clone, "checkout", "--quiet", COMMIT], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", clone + "[book]"], check=True)
+    os.chdir(clone)'''
+
+
+def parameter_problems(cell_source: str, names) -> list[str]:
+    """What papermill would warn about: lines of the parameters cell it cannot parse, and
+    parameters the pipeline passes that the cell does not declare."""
+    from papermill.translators import PythonTranslator
+
+    unparsable = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            unparsable.append(record.getMessage())
+
+    logger, handler = logging.getLogger("papermill.translators"), Catch(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        declared = {p.name for p in PythonTranslator.inspect({"source": cell_source})}
+    finally:
+        logger.removeHandler(handler)
+    problems = [f"parameters cell: {m} (no '=' in the comments of a parameter line)" for m in unparsable]
+    undeclared = sorted(set(names) - declared)
+    if undeclared:
+        problems.append(f"the parameters cell does not declare {undeclared}, which the pipeline passes")
+    return problems
+
+
+def check_notebook(path: Path, parameters=("results_dir",)) -> None:
+    """Fail early, naming the notebook, if it breaks a convention papermill or the book relies on.
+
+    ``parameters``: the names the pipeline passes to it.
+    """
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -121,15 +260,63 @@ def check_notebook(path: Path) -> None:
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
         problems.append(f"needs exactly one cell tagged 'parameters' (found {len(tagged)})")
-    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    badge = f"colab.research.google.com/github/{GITHUB_REPOSITORY}/blob/main/notebooks/{path.name}"
-    if badge not in markdown:
-        problems.append(f"needs an 'Open in Colab' badge linking to https://{badge}")
+    else:
+        problems += parameter_problems(tagged[0].source, parameters)
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    if not markdown or colab_badge(path.name) not in markdown[0]:
+        problems.append(f"its first Markdown cell needs the badge {colab_badge(path.name)}")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    if not code or "google.colab" not in code[0].source:
-        problems.append("the first code cell must install the package only in Colab ('google.colab')")
+    if not code or code[0].source != colab_cell():
+        problems.append("its first code cell must be the Colab install cell of pipeline.colab_cell()")
     if problems:
-        raise SystemExit(f"pipeline: notebook {path.name}: " + "; ".join(problems))
+        raise SystemExit(f"pipeline: notebook {path.name}: " + "; ".join(problems)
+                         + " (python pipeline.py --sync-notebooks writes the badge and install cell)")
+
+
+def sync_notebook(path: Path) -> bool:
+    """Write the Colab badge and install cell of :func:`check_notebook` into a notebook; True if it changed."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    before = nbformat.writes(nb)
+    first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+    pattern = r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)"
+    if re.search(pattern, first_md.source):
+        first_md.source = re.sub(pattern, lambda _: colab_badge(path.name), first_md.source, count=1)
+    else:
+        first_md.source = colab_badge(path.name) + "\n\n" + first_md.source
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    first_code.source = colab_cell()
+    if nbformat.writes(nb) == before:
+        return False
+    nbformat.write(nb, path)
+    return True
+
+
+def source_commit() -> str | None:
+    """The commit the study's code is checked out at, or None outside git or with local changes
+    to the package, notebooks, experiment configs or this script."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return None
+    changed = git("status", "--porcelain", "--", "sdn", "notebooks", "pipeline.py", "pyproject.toml",
+                  "config/experiments")
+    return head.stdout.strip() if changed.returncode == 0 and not changed.stdout.strip() else None
+
+
+def with_commit(nb, commit: str | None):
+    """``nb`` with the commit filled into its install cell (see :func:`colab_cell`)."""
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    if first_code.source == colab_cell():
+        first_code.source = colab_cell(commit)
+    return nb
+
+
+# ----------------------------------------------------------------------------------------------
+# Execution
 
 
 def root_relative(folder: Path) -> str:
@@ -141,32 +328,38 @@ def root_relative(folder: Path) -> str:
         return str(folder)
 
 
-def execute(run: Run, results: Path, quick: bool) -> float:
+def execute(run: Run, study: Study, commit: str | None = None, cell_timeout: float | None = None) -> float:
     """Execute one run with papermill; returns its wall time in seconds."""
+    import nbformat
     import papermill
+    from nbclient.exceptions import CellTimeoutError
 
-    results_dir = root_relative(results)
-    parameters = {**run.parameters, **(run.quick if quick else {})}
-    parameters = {key: value.replace("{results_dir}", results_dir) if isinstance(value, str) else value
-                  for key, value in parameters.items()}
-    parameters["results_dir"] = results_dir
-    out = results / "notebooks" / f"{run.name}.ipynb"
+    out = study.results / "notebooks" / f"{run.name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
+    nb = with_commit(nbformat.read(NOTEBOOKS / run.notebook, as_version=4), commit)
+    limit = cell_timeout if cell_timeout is not None else CELL_TIMEOUT[study.quick]
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(NOTEBOOKS / run.notebook), str(out), parameters=parameters,
-            kernel_name="python3", cwd=str(REPO), progress_bar=False, log_output=False,
+            nb, str(out), parameters=run.resolved(study), kernel_name="python3", cwd=str(REPO),
+            progress_bar=False, log_output=False, start_timeout=START_TIMEOUT,
+            execution_timeout=limit,
         )
     except papermill.PapermillExecutionError as err:
         raise SystemExit(
             f"pipeline: notebook {run.notebook} (run '{run.name}') failed in cell {err.exec_count}:\n"
             f"  {err.ename}: {err.evalue}\n  executed notebook with the traceback: {out}"
         ) from None
+    except CellTimeoutError:
+        raise SystemExit(
+            f"pipeline: notebook {run.notebook} (run '{run.name}'): a cell ran longer than its limit of "
+            f"{limit:g} s; raise it with --cell-timeout SECONDS (executed part: {out})"
+        ) from None
     return time.perf_counter() - start
 
 
 RUNTIME_COLUMNS = ["name", "notebook", "seconds", "quick", "finished_utc"]
+_RUNTIMES_LOCK = threading.Lock()
 
 
 def record_runtime(results: Path, run: Run | None, seconds: float = 0.0, quick: bool = False) -> None:
@@ -175,21 +368,22 @@ def record_runtime(results: Path, run: Run | None, seconds: float = 0.0, quick: 
     With ``run=None`` the file is only created (header) if it does not exist yet.
     """
     path = results / "runtimes.csv"
-    rows = {}
-    if path.is_file():
-        with path.open(newline="") as f:
-            rows = {row["name"]: row for row in csv.DictReader(f)}
-    if run is not None:
-        rows[run.name] = {
-            "name": run.name, "notebook": run.notebook, "seconds": f"{seconds:.1f}",
-            "quick": str(quick),
-            "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        }
-    order = [r.name for r in RUNS] + sorted(set(rows) - {r.name for r in RUNS})
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=RUNTIME_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows[name] for name in order if name in rows)
+    with _RUNTIMES_LOCK:
+        rows = {}
+        if path.is_file():
+            with path.open(newline="") as f:
+                rows = {row["name"]: row for row in csv.DictReader(f)}
+        if run is not None:
+            rows[run.name] = {
+                "name": run.name, "notebook": run.notebook, "seconds": f"{seconds:.1f}",
+                "quick": str(quick),
+                "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+            }
+        order = [r.name for r in RUNS] + sorted(set(rows) - {r.name for r in RUNS})
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=RUNTIME_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows[name] for name in order if name in rows)
 
 
 def record_environment(results: Path) -> None:
@@ -208,19 +402,64 @@ def record_environment(results: Path) -> None:
         writer.writerows(rows)
 
 
-def run_notebooks(runs: list[Run], results: Path, quick: bool) -> None:
+def check_room(room: str) -> None:
+    """Fail early, in one line, if the room configuration or its measured target is missing."""
+    from sdn import data
+    from sdn.config import load_room_config
+
+    try:
+        config = load_room_config(REPO / room)
+        if config.target is not None:
+            data.resolve(config.target.file)
+    except (OSError, ValueError, KeyError) as err:
+        raise SystemExit(f"pipeline: --room {room}: {' '.join(str(err).split())}") from None
+
+
+def waits_for(run: Run, pending: list[Run]) -> bool:
+    """Whether ``run`` must wait for one of ``pending`` (its ``after`` names or prefixes)."""
+    return any(other.name.startswith(prefix) for other in pending for prefix in run.after)
+
+
+def run_notebooks(runs: list[Run], study: Study, jobs: int = 1, cell_timeout: float | None = None) -> None:
+    """Execute ``runs`` (after checking every notebook), at most ``jobs`` at a time, each after the
+    runs of its ``after`` that are in ``runs``; stops at the first failure, naming it."""
     for run in runs:
-        check_notebook(NOTEBOOKS / run.notebook)
-    results.mkdir(parents=True, exist_ok=True)
-    record_environment(results)
-    record_runtime(results, None)
+        check_notebook(NOTEBOOKS / run.notebook, run.resolved(study))
+    study.results.mkdir(parents=True, exist_ok=True)
+    record_environment(study.results)
+    record_runtime(study.results, None)
+    commit = source_commit()
     total = time.perf_counter()
-    for i, run in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {run.notebook} -> {results / 'notebooks' / run.name}.ipynb"
-              f"{' (quick)' if quick else ''}", flush=True)
-        seconds = execute(run, results, quick)
-        record_runtime(results, run, seconds, quick)
-        print(f"      done in {seconds:.1f} s", flush=True)
+    todo, running, started = list(runs), {}, 0
+    saved_env = {key: os.environ.get(key) for key in ("OMP_NUM_THREADS",)}
+    if jobs > 1:  # each kernel gets its share of the cores (torch reads this when it starts)
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            while todo or running:
+                ready = [r for r in todo if not waits_for(r, [*todo, *running.values()])]
+                for run in ready[: jobs - len(running)]:
+                    todo.remove(run)
+                    started += 1
+                    print(f"[{started}/{len(runs)}] {run.notebook} -> {study.results / 'notebooks' / run.name}.ipynb"
+                          f"{' (quick)' if study.quick else ''}", flush=True)
+                    running[pool.submit(execute, run, study, commit, cell_timeout)] = run
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    run = running.pop(future)
+                    if future.exception() is not None:
+                        todo.clear()  # start nothing more; the running ones finish
+                        for other in running:
+                            other.cancel()
+                        raise future.exception()
+                    record_runtime(study.results, run, future.result(), study.quick)
+                    print(f"      {run.name} done in {future.result():.1f} s", flush=True)
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     print(f"pipeline: {len(runs)} notebook(s) in {time.perf_counter() - total:.1f} s", flush=True)
 
 
@@ -265,26 +504,30 @@ def stage_book(results: Path, source: Path, runs: list[Run]) -> None:
         names = " ".join(f"--only {r.name}" for r in missing)
         raise SystemExit(f"pipeline: {results / 'notebooks'} lacks the executed notebook of "
                          f"{', '.join(r.name for r in missing)}; run `python pipeline.py {names}`")
+    committed = results.resolve() == DEFAULT_RESULTS
     for run in runs:
         nb = nbformat.read(results / "notebooks" / f"{run.name}.ipynb", as_version=4)
         for cell in nb.cells:
             if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
                 raise SystemExit(f"pipeline: executed notebook {run.name}.ipynb holds an error "
                                  f"output; rerun `python pipeline.py --only {run.name}`")
-        nbformat.write(for_book(nb, run.title), generated / f"{run.name}.ipynb")
+        # The committed executed copy opens in Colab with its parameters and its commit.
+        colab = f"results/notebooks/{run.name}.ipynb" if committed else f"notebooks/{run.notebook}"
+        nbformat.write(for_book(nb, run.title, colab), generated / f"{run.name}.ipynb")
     for table in ("runtimes.csv", "environment.csv"):
         if not (results / table).is_file():
             raise SystemExit(f"pipeline: {results / table} is missing; run the pipeline first")
         shutil.copy2(results / table, generated / table)
 
 
-def for_book(nb, title: str | None = None):
+def for_book(nb, title: str | None = None, colab: str | None = None):
     """Prepare an executed notebook for the book.
 
     The install-only-in-Colab cell is removed; the parameter cells (defaults and the values the
     pipeline injected) stay, folded. The Colab badge image is hosted by Google: in the book it
-    becomes a plain link, so that pages load nothing from outside the local server. ``title``
-    replaces the first level-1 heading (the page title).
+    becomes a plain link, so that pages load nothing from outside the local server; ``colab`` (a
+    path in the repository) is the notebook it opens. ``title`` replaces the first level-1
+    heading (the page title).
     """
     first_code = True
     for cell in nb.cells:
@@ -298,9 +541,8 @@ def for_book(nb, title: str | None = None):
         elif "injected-parameters" in tags or "parameters" in tags:
             tags.append("hide-input")
         if cell.cell_type == "markdown":
-            cell.source = cell.source.replace(
-                "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]",
-                "[Open in Colab]")
+            cell.source = re.sub(rf"\[!\[Open In Colab\]\({re.escape(COLAB_BADGE_IMAGE)}\)\]\(([^)]*)\)",
+                                 lambda m: f"[Open in Colab]({colab_url(colab) if colab else m[1]})", cell.source)
     return nb
 
 
@@ -331,6 +573,18 @@ def build_book(results: Path, out: Path, runs: list[Run] = RUNS) -> Path:
 # ----------------------------------------------------------------------------------------------
 
 
+def _positive(kind: Callable):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -339,13 +593,28 @@ def main(argv: list[str] | None = None) -> None:
                         help="run only this run (repeatable); names: "
                              + ", ".join(r.name for r in RUNS))
     parser.add_argument("--results", type=Path, help="results folder (default results/ or results-quick/)")
+    parser.add_argument("--room", default=ROOM,
+                        help=f"room configuration of the study (default {ROOM}); another one needs --results")
     parser.add_argument("--book-out", type=Path,
                         help="where the book's _build goes (default book/ for results/, else <results>/book)")
+    parser.add_argument("--jobs", type=_positive(int), default=1,
+                        help="notebooks run at the same time where the order allows (default 1)")
+    parser.add_argument("--cell-timeout", type=_positive(float), default=None,
+                        help=f"seconds a cell may take (default {CELL_TIMEOUT[False]}, quick {CELL_TIMEOUT[True]})")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--no-book", action="store_true", help="run the notebooks, skip the book")
     group.add_argument("--book-only", action="store_true", help="build the book, run no notebook")
+    group.add_argument("--sync-notebooks", action="store_true",
+                       help="write the Colab badge and install cell into every notebook, run nothing")
     args = parser.parse_args(argv)
 
+    if args.sync_notebooks:
+        for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+            print(f"{'updated' if sync_notebook(path) else 'unchanged'}  {path.relative_to(REPO)}")
+        return
+    room = root_relative(Path(args.room))
+    if room != ROOM and args.results is None:
+        parser.error(f"--room {args.room} needs --results (e.g. --results results-{Path(room).stem})")
     results = (args.results or (QUICK_RESULTS if args.quick else DEFAULT_RESULTS)).resolve()
     runs = RUNS
     if args.only:
@@ -354,7 +623,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown run(s) {sorted(unknown)}; known: {[r.name for r in RUNS]}")
         runs = [r for r in RUNS if r.name in args.only]
     if not args.book_only:
-        run_notebooks(runs, results, args.quick)
+        check_room(room)
+        run_notebooks(runs, Study(results, args.quick, room), args.jobs, args.cell_timeout)
     if not args.no_book:
         out = args.book_out or (BOOK if results == DEFAULT_RESULTS else results / "book")
         build_book(results, out.resolve())

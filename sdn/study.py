@@ -21,9 +21,26 @@ BASELINES = {
 #: The paper's configurations with the released code's behaviours switched on (``quirks="paper"``).
 FAITHFUL = {f"faithful_{name}": f"{label}, released code's behaviours" for name, label in PAPER_CONFIGURATIONS.items()}
 
+#: Every fit of the study (one run folder and one ``02_train`` page each), in the book's order.
+FITS = [*PAPER_CONFIGURATIONS, *BASELINES, *FAITHFUL]
+#: The rows of the evaluation tables (``summary.csv``, ``bands.csv``): baselines, then the paper's
+#: configurations.
+EVALUATED = [*BASELINES, *PAPER_CONFIGURATIONS]
+#: The room configuration of the study: the shipped measurement S1 -> R2-HOM1.
+ROOM = "config/rooms/homula_s1_r2hom1.yaml"
+
 
 def label(name: str) -> str:
     """Human label of a model of the study, e.g. ``"prior_fir6"`` -> ``"FIR-6 walls"``.
+
+    Parameters
+    ----------
+    name : str
+        An experiment name of the study (a key of the dictionaries above).
+
+    Returns
+    -------
+    str
 
     Raises
     ------
@@ -33,5 +50,4 @@ def label(name: str) -> str:
     for group in (PAPER_CONFIGURATIONS, BASELINES, FAITHFUL):
         if name in group:
             return group[name]
-    known = [*BASELINES, *PAPER_CONFIGURATIONS, *FAITHFUL]
-    raise KeyError(f"{name!r} is not a model of the study; known: {known}")
+    raise KeyError(f"{name!r} is not a model of the study; known: {FITS}")

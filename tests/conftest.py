@@ -49,3 +49,22 @@ def mirror(tmp_path):
     yield folder, f"http://127.0.0.1:{server.server_address[1]}/files"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def quick_study(tmp_path_factory) -> tuple[Path, Path]:
+    """``python pipeline.py --quick`` into a fresh folder: (results folder, built HTML folder).
+
+    Session-scoped, so it runs at most once however many tests ask for it, and pytest keeps its
+    failure: every later test that needs it fails with the same message instead of running it
+    again. No wall-clock limit on the whole run: the pipeline limits each cell.
+    """
+    import subprocess
+    import sys
+
+    results = tmp_path_factory.mktemp("sdn-quick") / "results"
+    done = subprocess.run([sys.executable, str(REPO / "pipeline.py"), "--quick", "--results", str(results)],
+                          cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"pipeline --quick failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return results, results / "book" / "_build" / "html"
