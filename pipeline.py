@@ -7,13 +7,12 @@
     python pipeline.py --no-book         # notebooks only
     python pipeline.py --room config/rooms/homula_s1_ula.yaml --results results-ula
                                          # the whole study on another room configuration
-    python pipeline.py --jobs 2          # two notebooks at a time, where the order allows
+    python pipeline.py --jobs 1          # one notebook at a time (default: one per core, at most 4)
     python pipeline.py --sync-notebooks  # rewrite every notebook's Colab badge and install cell
 
-The list ``RUNS`` below is the whole study: one line per executed notebook. Adding a notebook to the
-study and to the book is one line here; the book's table of contents picks every executed notebook
-up by its output name (``book/_toc.yml`` globs ``generated/*``), so name outputs ``NN_topic`` to
-order them.
+The list ``RUNS`` below is the whole study: one line per executed notebook. A notebook joins the
+book by its output name: ``book/_toc.yml`` names each page ``generated/<name>``, and the
+``02_train_*`` pages are listed in the order of ``RUNS`` when the book is staged.
 
 Conventions every listed notebook follows (checked before anything runs):
 
@@ -73,6 +72,7 @@ BOOK = REPO / "book"
 DEFAULT_RESULTS = REPO / "results"
 QUICK_RESULTS = REPO / "results-quick"
 CELL_TIMEOUT = {False: 3600, True: 900}  # seconds per cell, full and quick runs
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))  # kernels at a time, one torch thread each
 START_TIMEOUT = 300  # seconds for a kernel to start (a loaded machine is slow)
 
 MATHJAX_VERSION = "3.2.2"
@@ -167,7 +167,7 @@ RUNS: list[Run] = [
     Run("03_evaluation.ipynb", "03_evaluation", {"room": "{room}"}, after=("02_train",)),
     Run("04_listening.ipynb", "04_listening", {"room": "{room}", "duration": 3.0}, quick={"duration": 2.0},
         after=("02_train",)),
-    Run("05_results.ipynb", "05_results", after=("03_evaluation",)),
+    Run("05_results.ipynb", "05_results", {"room": "{room}"}, after=("03_evaluation",)),
     # Beyond the paper: one SDN per room, fitted at K positions, tested at held-out ones (simulated
     # room), and the real-data transfer S1 -> S2 (reads the calibration).
     Run("06_generalisation.ipynb", "06_generalisation",
@@ -179,6 +179,10 @@ RUNS: list[Run] = [
         after=("01_calibration",)),
     # Exact model against the released code's behaviours, per configuration.
     Run("07_faithful.ipynb", "07_faithful", {"room": "{room}"}, after=("02_train",)),
+    # The paper's configurations refitted at the calibration's runner-up microphone positions and
+    # with the measurement latency removed (room configs of sdn.room_variants).
+    Run("08_sensitivity.ipynb", "08_sensitivity", {"room": "{room}", "epochs": None, "max_eval_seconds": 30.0},
+        quick={"epochs": 3, "max_eval_seconds": 2.0}, after=("02_train",)),
 ]
 
 
@@ -514,10 +518,56 @@ def stage_book(results: Path, source: Path, runs: list[Run]) -> None:
         # The committed executed copy opens in Colab with its parameters and its commit.
         colab = f"results/notebooks/{run.name}.ipynb" if committed else f"notebooks/{run.notebook}"
         nbformat.write(for_book(nb, run.title, colab), generated / f"{run.name}.ipynb")
+    stage_toc(source / "_toc.yml", [run.name for run in runs])
+    stage_headline(results, generated, [run.name for run in runs])
     for table in ("runtimes.csv", "environment.csv"):
         if not (results / table).is_file():
             raise SystemExit(f"pipeline: {results / table} is missing; run the pipeline first")
         shutil.copy2(results / table, generated / table)
+
+
+def stage_headline(results: Path, generated: Path, names: list[str]) -> None:
+    """Write ``generated/headline.md``, which the intro includes: the caveats and headline table
+    that 05_results wrote (``tables/headline.md``), the energy decay curves of 03_evaluation
+    (``figures/edc.png``) and a link to the results page, each when it exists."""
+    parts = []
+    headline = results / "tables" / "headline.md"
+    parts.append(headline.read_text() if headline.is_file() else "*No headline table: run 05_results.*\n")
+    if (results / "figures" / "edc.png").is_file():
+        shutil.copy2(results / "figures" / "edc.png", generated / "edc.png")
+        parts.append("```{figure} generated/edc.png\n:width: 90%\n\nEnergy decay curves of the target, the "
+                     "baselines and the paper's configurations (unit-norm responses over the target's length; "
+                     "dashed: baselines).\n```\n")
+    if "05_results" in names:
+        parts.append("All tables, the octave bands and the sensitivity to the microphone position: "
+                     "{doc}`generated/05_results`.\n")
+    (generated / "headline.md").write_text("\n".join(parts))
+
+
+def stage_toc(toc: Path, names: list[str]) -> None:
+    """Rewrite the staged table of contents for the executed notebooks ``names``: the training
+    runs in their order in ``names`` (the study's) instead of the glob's alphabetical one, and
+    without the pages of notebooks that were not run (a partial build)."""
+    import yaml
+
+    def keep(entries: list) -> list:
+        kept = []
+        for entry in entries:
+            if entry.get("glob") == "generated/02_train_*":
+                kept += [{"file": f"generated/{name}"} for name in names if name.startswith("02_train_")]
+            elif not entry.get("file", "").startswith("generated/") or entry["file"][len("generated/"):] in names:
+                if "sections" in entry:
+                    entry["sections"] = keep(entry["sections"])
+                    if not entry["sections"]:
+                        del entry["sections"]
+                kept.append(entry)
+        return kept
+
+    content = yaml.safe_load(toc.read_text())
+    for part in content["parts"]:
+        part["chapters"] = keep(part["chapters"])
+    content["parts"] = [part for part in content["parts"] if part["chapters"]]
+    toc.write_text(yaml.safe_dump(content, sort_keys=False))
 
 
 def for_book(nb, title: str | None = None, colab: str | None = None):
@@ -597,8 +647,11 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"room configuration of the study (default {ROOM}); another one needs --results")
     parser.add_argument("--book-out", type=Path,
                         help="where the book's _build goes (default book/ for results/, else <results>/book)")
-    parser.add_argument("--jobs", type=_positive(int), default=1,
-                        help="notebooks run at the same time where the order allows (default 1)")
+    parser.add_argument("--jobs", type=_positive(int), default=DEFAULT_JOBS,
+                        help="notebooks run at the same time where the order allows, each kernel with its "
+                             "share of the cores as torch threads (default %(default)s: one single-threaded "
+                             "kernel per core, at most 4; one thread per process was fastest on a shared "
+                             "2-core machine, benchmarks/README.md)")
     parser.add_argument("--cell-timeout", type=_positive(float), default=None,
                         help=f"seconds a cell may take (default {CELL_TIMEOUT[False]}, quick {CELL_TIMEOUT[True]})")
     group = parser.add_mutually_exclusive_group()

@@ -172,16 +172,7 @@ def summary_rows(runs: Mapping[str, Run]) -> list[dict]:
 
 def band_rows(runs: Mapping[str, Run]) -> list[dict]:
     """One row per run and octave band: the columns of ``bands.csv`` (see the module docstring).
-
-    Parameters
-    ----------
-    runs : mapping of str to Run
-        From :func:`read_runs`, in table order.
-
-    Returns
-    -------
-    list of dict
-    """
+    ``runs`` as for :func:`summary_rows`; returns a list of dicts."""
     rows = []
     for name, run in runs.items():
         trained, target = run.metrics["trained"], run.metrics["target"]

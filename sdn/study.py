@@ -21,11 +21,24 @@ BASELINES = {
 #: The paper's configurations with the released code's behaviours switched on (``quirks="paper"``).
 FAITHFUL = {f"faithful_{name}": f"{label}, released code's behaviours" for name, label in PAPER_CONFIGURATIONS.items()}
 
+#: Beyond the paper's budget: the paper's configurations trained until their loss stops falling
+#: (a plateau stop, ``config/experiments/converged_*.yaml``).
+CONVERGED = {f"converged_{name}": f"{label}, converged" for name, label in PAPER_CONFIGURATIONS.items()}
+#: Variants of the study's room config for the sensitivity study (``<room>_<variant>.yaml``, written
+#: by :mod:`sdn.room_variants`): the calibration's runner-up microphone positions, and the
+#: calibrated position with the measurement latency removed from the target.
+ROOM_VARIANTS = {
+    "runner_up1": "runner-up position 1",
+    "runner_up2": "runner-up position 2",
+    "runner_up3": "runner-up position 3",
+    "latency": "calibrated position, latency removed",
+}
+
 #: Every fit of the study (one run folder and one ``02_train`` page each), in the book's order.
-FITS = [*PAPER_CONFIGURATIONS, *BASELINES, *FAITHFUL]
-#: The rows of the evaluation tables (``summary.csv``, ``bands.csv``): baselines, then the paper's
-#: configurations.
-EVALUATED = [*BASELINES, *PAPER_CONFIGURATIONS]
+FITS = [*BASELINES, *PAPER_CONFIGURATIONS, *CONVERGED, *FAITHFUL]
+#: The rows of the evaluation tables (``summary.csv``, ``bands.csv``): baselines, the paper's
+#: configurations, then their converged variants.
+EVALUATED = [*BASELINES, *PAPER_CONFIGURATIONS, *CONVERGED]
 #: The room configuration of the study: the shipped measurement S1 -> R2-HOM1.
 ROOM = "config/rooms/homula_s1_r2hom1.yaml"
 
@@ -47,7 +60,7 @@ def label(name: str) -> str:
     KeyError
         For a name that is not part of the study, listing the known ones.
     """
-    for group in (PAPER_CONFIGURATIONS, BASELINES, FAITHFUL):
+    for group in (PAPER_CONFIGURATIONS, BASELINES, CONVERGED, FAITHFUL):
         if name in group:
             return group[name]
     raise KeyError(f"{name!r} is not a model of the study; known: {FITS}")

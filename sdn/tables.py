@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import study
 
-__all__ = ["Column", "COLUMNS", "HEADLINE", "HEADLINE_PCT", "CONVERGED_PREFIX", "NOT_MEASURABLE", "model_label", "study_order",
+__all__ = ["Column", "COLUMNS", "HEADLINE", "HEADLINE_PCT", "NOT_MEASURABLE", "study_order",
            "format_table", "headline_table", "band_error_table", "sensitivity_table"]
 
 
@@ -61,32 +61,12 @@ COLUMNS = {
 HEADLINE = ("edc_error_db", "T30_err_mean", "EDT_err_mean")
 #: The same in the percent columns of the evaluation's ``summary.csv``.
 HEADLINE_PCT = ("edc_error_db", "t30_error_pct", "edt_error_pct")
-#: Name of the converged variant of a paper configuration: ``converged_<name>``.
-CONVERGED_PREFIX = "converged_"
 #: What ``n/a`` means in an octave-band table.
 NOT_MEASURABLE = ("n/a: not measurable, the bottom of the decay range lies less than 10 dB above the level at "
                   "the end of the record (ISO 3382-1, 5.3.3); such bands are left out of the means.")
 _STYLE = [{"selector": "", "props": [("display", "block"), ("overflow-x", "auto"), ("max-width", "100%")]},
           {"selector": "td", "props": [("text-align", "right")]},
           {"selector": "caption", "props": [("caption-side", "bottom"), ("text-align", "left")]}]
-
-
-def model_label(name: str) -> str:
-    """Label of a model of the study (:func:`sdn.study.label`), or of a paper configuration's
-    converged variant (``converged_prior_fir0`` -> ``"scalar walls, converged"``).
-
-    Raises
-    ------
-    KeyError
-        For a name that is neither.
-    """
-    try:
-        return study.label(name)
-    except KeyError:
-        base = name[len(CONVERGED_PREFIX):] if name.startswith(CONVERGED_PREFIX) else None
-        if base in study.PAPER_CONFIGURATIONS:
-            return f"{study.PAPER_CONFIGURATIONS[base]}, converged"
-        raise
 
 
 def study_order(names: Sequence[str]) -> list[str]:
@@ -96,11 +76,11 @@ def study_order(names: Sequence[str]) -> list[str]:
     Raises
     ------
     KeyError
-        For a name that is not a model of the study (:func:`model_label`).
+        For a name that is not a model of the study (:func:`sdn.study.label`).
     """
     for name in names:
-        model_label(name)
-    order = [n for p in study.PAPER_CONFIGURATIONS for n in (p, CONVERGED_PREFIX + p)]
+        study.label(name)
+    order = [n for p in study.PAPER_CONFIGURATIONS for n in (p, f"converged_{p}")]
     order += [*study.BASELINES, *study.FAITHFUL]
     return sorted(dict.fromkeys(names), key=order.index)
 
@@ -145,7 +125,7 @@ def format_table(rows: pd.DataFrame, columns: Mapping[str, Column] | None = None
         raise ValueError(f"columns {unknown} have no header: pass columns={{name: Column(header, decimals)}}")
     shown = {c: known[c] for c in rows.columns if c != "model"}
     rows = rows.set_index("model").loc[study_order(list(rows["model"]))]
-    frame = pd.DataFrame({"model": [model_label(m) for m in rows.index]})
+    frame = pd.DataFrame({"model": [study.label(m) for m in rows.index]})
     for key, column in shown.items():
         frame[column.header] = rows[key].to_numpy(dtype=np.float64) * column.scale
     return _styled(frame, shown, caption)
@@ -289,7 +269,7 @@ def sensitivity_table(rows: pd.DataFrame, reference: str, caption: str | None = 
         for key in keys:
             column = COLUMNS[key]
             values = fits[key].to_numpy(dtype=np.float64) * column.scale
-            out.append({"model": model_label(name), "error": column.header,
+            out.append({"model": study.label(name), "error": column.header,
                         "calibrated position": float(at_reference[key].iloc[0]) * column.scale,
                         "mean": np.nanmean(values), "min": np.nanmin(values), "max": np.nanmax(values),
                         "max - min": np.nanmax(values) - np.nanmin(values), "positions": len(fits)})

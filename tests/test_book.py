@@ -59,11 +59,30 @@ def test_api_reference_lists_every_module():
 
 def test_toc_pages_exist_and_generated_pages_come_from_the_pipeline():
     toc = yaml.safe_load((REPO / "book" / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"] if "file" in c]
-    for name in files:
+    entries = [c for part in toc["parts"] for c in part["chapters"]]
+    entries += [s for c in entries for s in c.get("sections", [])]
+    files = [toc["root"]] + [c["file"] for c in entries if "file" in c]
+    written = [name for name in files if not name.startswith("generated/")]
+    for name in written:
         assert (REPO / "book" / f"{name}.md").is_file(), f"_toc.yml names missing page {name}"
-    globs = [c["glob"] for part in toc["parts"] for c in part["chapters"] if "glob" in c]
-    assert globs == ["generated/*"]
+    # every executed notebook has exactly one place: by name, or (training runs) by the one glob
+    runs = [run.name for run in pipeline.RUNS]
+    generated = [name.removeprefix("generated/") for name in files if name.startswith("generated/")]
+    assert [c["glob"] for c in entries if "glob" in c] == ["generated/02_train_*"]
+    assert sorted(generated + [r for r in runs if r.startswith("02_train_")]) == sorted(runs)
+
+
+def test_staged_toc_lists_the_training_runs_in_the_study_order_and_only_pages_that_were_run(tmp_path):
+    toc = tmp_path / "_toc.yml"
+    shutil.copy2(REPO / "book" / "_toc.yml", toc)
+    names = ["05_results", "02_train_untrained", "02_train_prior_fir0"]  # not alphabetical
+    pipeline.stage_toc(toc, names)
+    content = yaml.safe_load(toc.read_text())
+    entries = [c for part in content["parts"] for c in part["chapters"]]
+    entries += [s for c in entries for s in c.get("sections", [])]
+    generated = [c["file"] for c in entries if c.get("file", "").startswith("generated/")]
+    assert generated == ["generated/05_results", "generated/02_train_untrained", "generated/02_train_prior_fir0"]
+    assert not any("glob" in c for c in entries)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,3 +316,54 @@ def test_quick_book_in_browser(tmp_path_factory, quick_study):
             dom = check_page(f"{base}/generated/{run.name}.html", work / run.name, work / f"{run.name}.png")
             if run.name == RESULTS_RUN.name:
                 check_results_page(dom, results / "tables" / "summary.csv")
+
+
+def _table_with_header(dom: str, first_headers: list[str]) -> list[list[str]]:
+    parser = Tables()
+    parser.feed(dom)
+    found = [rows for rows in parser.tables.values() if rows and rows[0][:len(first_headers)] == first_headers]
+    assert found, f"no table headed {first_headers}"
+    return found[0]
+
+
+@pytest.mark.slow
+def test_intro_opens_with_the_headline_table_and_its_numbers_are_summary_csv(quick_study):
+    """The first page shows the headline (issue: a reader sees it without scrolling past the
+    navigation), for the baselines and the paper's configurations, each number as in summary.csv."""
+    from sdn import notebook, tables
+
+    results, html = quick_study
+    dom = (html / "intro.html").read_text()
+    main = dom[dom.index("<main"):]
+    assert main.index(notebook.CAVEAT_CLASS) < main.index("What the paper does")
+    keys = tables.HEADLINE_PCT
+    rows = _table_with_header(main, ["model", *(tables.COLUMNS[k].header for k in keys)])
+    shown = {row[0]: row[1:] for row in rows[1:]}
+    with (results / "tables" / "summary.csv").open(newline="") as f:
+        summary = {row["model"]: row for row in csv.DictReader(f)}
+    for name in [*study.BASELINES, *study.PAPER_CONFIGURATIONS]:
+        expected = []
+        for key in keys:
+            value = float(summary[name][key])
+            expected.append("n/a" if value != value else f"{value:.{tables.COLUMNS[key].decimals}f}")
+        assert shown[study.label(name)] == expected, name
+
+
+@pytest.mark.slow
+def test_every_page_with_errors_carries_the_target_caveat(quick_study):
+    from sdn import notebook
+
+    _, html = quick_study
+    pages = [run.name for run in pipeline.RUNS if run.name.startswith(("02_train_", "03_", "05_", "07_", "08_"))]
+    assert len(pages) >= len(study.FITS) + 4
+    for name in pages:
+        assert notebook.CAVEAT_CLASS in (html / "generated" / f"{name}.html").read_text(), name
+
+
+@pytest.mark.slow
+def test_sensitivity_page_covers_at_least_three_microphone_positions(quick_study):
+    _, html = quick_study
+    rows = _table_with_header((html / "generated" / "08_sensitivity.html").read_text(),
+                              ["model", "error", "calibrated position"])
+    counts = [int(row[-1]) for row in rows[1:]]
+    assert len(rows) > 1 and min(counts) >= 3

@@ -54,15 +54,14 @@ def test_tables_show_no_index_no_raw_reprs_and_scroll_instead_of_widening_the_pa
     assert "overflow-x: auto" in style and "display: block" in style and "max-width: 100%" in style
 
 
-def test_model_labels_come_from_the_study_and_converged_variants_follow_their_configuration():
-    assert tables.model_label("correction_fir6") == study.label("correction_fir6")
-    assert tables.model_label("converged_correction_fir6") == f"{study.label('correction_fir6')}, converged"
+def test_converged_variants_follow_their_configuration_and_unknown_models_are_refused():
+    assert study.label("converged_correction_fir6") == f"{study.label('correction_fir6')}, converged"
     names = ["faithful_prior_fir0", "eyring", "converged_prior_fir6", "prior_fir6", "prior_fir0"]
     assert tables.study_order(names) == ["prior_fir0", "prior_fir6", "converged_prior_fir6", "eyring",
                                          "faithful_prior_fir0"]
     for bad in ("converged_sabine", "prior_fir7"):
         with pytest.raises(KeyError):
-            tables.model_label(bad)
+            tables.study_order([bad])
 
 
 def test_format_table_needs_a_header_for_every_column():
