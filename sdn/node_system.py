@@ -155,6 +155,7 @@ class NodeSystem(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pair, walls, source, mic, junction, extraction):
+        """Y per bin (B, F), and its derivatives when an input requires a gradient (see the class)."""
         weights, near_end = _weights(junction, extraction), _NEAR_END.to(junction)
         ctx.batch = mic.shape[0]
         if ctx.batch > 1:  # the positions' bins one after another: long, contiguous blocks
@@ -207,6 +208,7 @@ class NodeSystem(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        """The stored derivatives times the output gradient, for every input."""
         # The forward's holomorphic derivatives times the conjugated output gradient; torch takes
         # their conjugates (and the real part for the real weights).
         mic, d_pair, d_walls, d_source, d_mic, d_weights = ctx.saved_tensors
