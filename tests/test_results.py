@@ -108,6 +108,21 @@ def test_summary_and_band_tables_are_those_of_the_run_folders():
                     assert same(got[column], value), f"{table} {expected['model']}/{column}: {got[column]} != {value}"
 
 
+@pytest.mark.parametrize("model", study.EVALUATED)
+def test_metrics_recomputed_from_each_committed_ir_wav_equal_summary_csv(model):
+    """Each run's ir.wav is the render its metrics come from: the EDC error and the octave T30
+    error recomputed from the file and the measured target equal summary.csv (0.01 dB, 0.5 %)."""
+    run = results.read_runs(full_run() / "runs", [model])[model]
+    room_config = load_room_config(REPO / "config" / "rooms" / f"{run.config['room']['name']}.yaml")
+    target = room_config.load_target(sample_rate=run.sample_rate).signal.double().numpy()
+    again = evaluate(run.impulse_response(), target / np.linalg.norm(target), run.sample_rate)
+    row = {r["model"]: r for r in read_csv(RESULTS / "tables" / "summary.csv")}[model]
+    assert abs(again["edc_error_db"] - float(row["edc_error_db"])) <= 0.01
+    t30_pct = 100 * again["T30_err_mean"]
+    assert (math.isnan(t30_pct) and math.isnan(float(row["t30_error_pct"]))) or \
+        abs(t30_pct - float(row["t30_error_pct"])) <= 0.5
+
+
 def decay(t60: float, fs: int, seconds: float, seed: int) -> np.ndarray:
     """White noise under an exponential envelope that falls 60 dB in ``t60`` seconds."""
     t = np.arange(int(seconds * fs)) / fs
