@@ -321,3 +321,19 @@ def test_whole_study_on_the_ula_room_config_in_quick_mode(tmp_path):
     # the tables were made against the stand-in: its T30 is the one it was made with
     target = json.loads((results / "runs" / "prior_fir0" / "metrics.json").read_text())["target"]
     assert target["T30"] == pytest.approx(0.8, rel=0.1)
+
+
+def test_stderr_of_cells_tagged_remove_stderr_is_dropped_from_executed_notebooks(tmp_path):
+    import nbformat
+
+    stream = lambda name, text: nbformat.v4.new_output("stream", name=name, text=text)  # noqa: E731
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("fit()", metadata={"tags": ["remove-stderr"]},
+                                          outputs=[stream("stderr", "epoch 1\r"), stream("stdout", "done\n")]),
+                nbformat.v4.new_code_cell("warn()", outputs=[stream("stderr", "a warning\n")])]
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(nb, path)
+    pipeline.drop_removed_stderr(path)
+    cells = nbformat.read(path, as_version=4).cells
+    assert [o["name"] for o in cells[0].outputs] == ["stdout"]
+    assert [o["name"] for o in cells[1].outputs] == ["stderr"]
