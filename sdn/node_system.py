@@ -32,7 +32,8 @@ the same factors) every derivative is a sum of rank-one terms, e.g.
 :math:`\partial Y / \partial A = -\mu x^\top`, :math:`\partial Y / \partial B = c x^\top`.
 Sums over matrix entries with the constant real weights :math:`a, w` are matrix products with
 constant coefficient matrices. Bins are processed in blocks of ``CACHE_BINS`` so that the
-per-bin temporaries stay in cache.
+per-bin temporaries stay in cache. On CPU tensors the same equations run compiled
+(:mod:`sdn.native`, ``node_system.c``), all bins in one call.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from typing import NamedTuple
 
 import torch
 
+from . import native
 from .geometry import N_WALLS
 
 PAIRS = torch.triu_indices(N_WALLS, N_WALLS, offset=1)  # the 15 node pairs (k < l)
@@ -168,7 +170,10 @@ class NodeSystem(torch.autograd.Function):
             d_pair, d_walls = torch.empty_like(pair), mic.new_empty(1, N_WALLS, n_bins)
             d_source, d_mic = torch.empty_like(mic), torch.empty_like(mic)
             d_weights = mic.new_empty(1, N_WALLS, N_WALLS, n_bins)
-        for bins in _blocks(n_bins):
+        if native.available(mic):
+            native.node_system(pair[0], walls, source[0], mic[0], junction, extraction, out[0],
+                               (d_pair[0], d_walls[0], d_source[0], d_mic[0], d_weights[0]) if derivatives else None)
+        for bins in [] if native.available(mic) else _blocks(n_bins):
             wall, E, c = _walls(walls[:, bins]), pair[..., bins], mic[..., bins]
             H = wall.response
             resolvent = torch.reciprocal(1 - E * E * wall.pair)
