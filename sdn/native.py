@@ -2,9 +2,9 @@
 
 The SDN's per-bin 6x6 solves are the bulk of a render. In PyTorch each elementwise step is a pass
 over memory; the C kernel keeps a bin's quantities in registers and runs several bins per SIMD
-instruction, four times faster (``benchmarks/README.md``). It runs CPU tensors only; CUDA tensors,
-and machines without a C compiler, use the PyTorch implementation in :mod:`sdn.node_system`. Both
-are tested against the dense 30x30 wave system.
+instruction: a render's forward and backward pass takes half the time (``benchmarks/README.md``).
+It runs CPU tensors only; CUDA tensors, and machines without a C compiler, use the PyTorch
+implementation in :mod:`sdn.node_system`. Both are tested against the dense 30x30 wave system.
 
 The library is compiled once per source, compiler and CPU into the cache directory
 (``$SDN_CACHE_DIR``, else ``$XDG_CACHE_HOME/sdn`` or ``~/.cache/sdn``), in well under a second.
@@ -72,7 +72,7 @@ def _compile(compiler: str, target: Path) -> None:
 def _library() -> ctypes.CDLL | None:
     compiler = os.environ.get("CC", "cc")
     if shutil.which(compiler) is None:
-        warnings.warn(f"no C compiler ({compiler!r}) found: the SDN runs its PyTorch node system, about 4x "
+        warnings.warn(f"no C compiler ({compiler!r}) found: the SDN runs its PyTorch node system, about 2x "
                       "slower on CPU; install gcc or set CC", RuntimeWarning, stacklevel=3)
         return None
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
@@ -84,7 +84,7 @@ def _library() -> ctypes.CDLL | None:
             _compile(compiler, target)
         library = ctypes.CDLL(str(target))
     except OSError as error:
-        warnings.warn(f"{error}; the SDN runs its PyTorch node system, about 4x slower on CPU",
+        warnings.warn(f"{error}; the SDN runs its PyTorch node system, about 2x slower on CPU",
                       RuntimeWarning, stacklevel=3)
         return None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
