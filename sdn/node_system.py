@@ -170,10 +170,11 @@ class NodeSystem(torch.autograd.Function):
             d_pair, d_walls = torch.empty_like(pair), mic.new_empty(1, N_WALLS, n_bins)
             d_source, d_mic = torch.empty_like(mic), torch.empty_like(mic)
             d_weights = mic.new_empty(1, N_WALLS, N_WALLS, n_bins)
-        if native.available(mic):
+        compiled = native.available(mic)
+        if compiled:  # all bins in one call; else the blocks below
             native.node_system(pair[0], walls, source[0], mic[0], junction, extraction, out[0],
                                (d_pair[0], d_walls[0], d_source[0], d_mic[0], d_weights[0]) if derivatives else None)
-        for bins in [] if native.available(mic) else _blocks(n_bins):
+        for bins in [] if compiled else _blocks(n_bins):
             wall, E, c = _walls(walls[:, bins]), pair[..., bins], mic[..., bins]
             H = wall.response
             resolvent = torch.reciprocal(1 - E * E * wall.pair)
