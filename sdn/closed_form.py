@@ -34,6 +34,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from .delays import DelayLine, grid_response, line_response
 from .geometry import N_WALLS
@@ -118,16 +119,22 @@ def impulse_response(net: Network, n_fft: int, aliasing_db: float) -> torch.Tens
     -------
     tensor, shape (..., n_fft), the network's real dtype. The line responses on the FFT grid are
     real FFTs of their taps (:func:`sdn.delays.grid_response`); without gradient and for more
-    than ``BINS_PER_CHUNK`` bins, they are evaluated directly, in chunks of that many bins, to
-    bound memory.
+    than ``BINS_PER_CHUNK`` bins, the grid is taken as interleaved subgrids of at most twice that
+    many bins (every M-th bin), each evaluated and solved on its own, to bound memory.
     """
     log_r = aliasing_db / (20 * n_fft) * math.log(10)
     dtype = net.injection.dtype
-    if torch.is_grad_enabled() or n_fft // 2 + 1 <= BINS_PER_CHUNK:
+    n_bins = n_fft // 2 + 1
+    stride = 1
+    if not torch.is_grad_enabled():
+        while n_bins > BINS_PER_CHUNK * stride and n_fft % (2 * stride) == 0:
+            stride *= 2
+    if stride == 1:
         Y = _transfer(net, lambda line: grid_response(line, n_fft, log_r))
     else:
-        omega = 2 * math.pi * torch.arange(n_fft // 2 + 1, dtype=torch.float64, device=net.injection.device) / n_fft
-        z_log = torch.complex(torch.full_like(omega, log_r), omega)
-        Y = torch.cat([transfer_function(net, part) for part in z_log.split(BINS_PER_CHUNK)], dim=-1)
+        parts = [_transfer(net, lambda line: grid_response(line, n_fft, log_r, stride, first)[..., :len(bins)])
+                 for first, bins in ((p, range(p, n_bins, stride)) for p in range(stride))]
+        Y = torch.stack([F.pad(part, (0, parts[0].shape[-1] - part.shape[-1])) for part in parts], -1)
+        Y = Y.flatten(-2)[..., :n_bins]  # bin M m + p is part p's m-th
     n = torch.arange(n_fft, dtype=dtype, device=Y.device)
     return torch.fft.irfft(Y, n=n_fft) * torch.exp(log_r * n)

@@ -172,12 +172,17 @@ def line_response(line: DelayLine, z_log: torch.Tensor) -> torch.Tensor:
     return fir * far.index_select(0, coarse.reshape(-1)).reshape(*coarse.shape, -1)
 
 
-def grid_response(line: DelayLine, n_fft: int, log_radius: float) -> torch.Tensor:
+def grid_response(line: DelayLine, n_fft: int, log_radius: float, stride: int = 1, first: int = 0) -> torch.Tensor:
     r"""Frequency response :math:`E(z_k)` on the FFT grid :math:`z_k = r e^{j 2 \pi k / N}`.
 
     :math:`E(z_k) = \sum_n e_n r^{-n} e^{-j 2 \pi k n / N}`: one real FFT of the taps weighted by
     :math:`r^{-n}`, placed at their samples modulo N (exact on the grid, where
     :math:`z_k^{-N} = r^{-N}`, so lines longer than N are no approximation).
+
+    With ``stride`` M > 1, only the bins :math:`k = M m + p` (``first`` p) are evaluated, by one
+    complex FFT of N/M points: :math:`E(z_{Mm+p}) = \sum_n e_n r^{-n} e^{-j 2\pi p n/N}
+    e^{-j 2\pi m n/(N/M)}`, with the modulated taps placed at their samples modulo N/M. The M
+    subgrids together are the whole grid, in 1/M of the memory each.
 
     Parameters
     ----------
@@ -187,15 +192,27 @@ def grid_response(line: DelayLine, n_fft: int, log_radius: float) -> torch.Tenso
         N, even.
     log_radius : float
         :math:`\ln r`.
+    stride : int
+        M, a divisor of N.
+    first : int
+        p, 0 <= p < M.
 
     Returns
     -------
-    complex tensor, shape (..., N/2 + 1)
+    complex tensor, shape (..., N/2 + 1) for M = 1 (bins 0 .. N/2), else (..., N/M) (bins p, M + p, ...)
     """
+    if n_fft % stride or not 0 <= first < stride:
+        raise ValueError(f"stride must divide n_fft and 0 <= first < stride, got {stride}, {first} for {n_fft}")
     tap = torch.arange(line.taps.shape[-1], device=line.taps.device)
     sample = line.offset.detach().to(torch.int64).unsqueeze(-1) + tap
     weighted = line.taps * torch.exp(-log_radius * sample.to(line.taps.dtype))
-    return _SparseRealFFT.apply(weighted, sample % n_fft, n_fft)
+    if stride == 1:
+        return _SparseRealFFT.apply(weighted, sample % n_fft, n_fft)
+    size = n_fft // stride
+    # e^{-j 2 pi p n / N} from n p mod N, exact in integers whatever the line's length
+    turn = (sample * first % n_fft).to(line.taps.dtype) * (-2 * math.pi / n_fft)
+    modulated = torch.polar(weighted, turn)
+    return torch.fft.fft(modulated.new_zeros(*modulated.shape[:-1], size).scatter_add_(-1, sample % size, modulated))
 
 
 class _SparseRealFFT(torch.autograd.Function):

@@ -34,11 +34,15 @@ In silent stretches (:math:`\sigma = 0`) the hard indicator is 0 and the soft on
 :math:`\operatorname{sigmoid}(0) = 1/2`, as in the paper's code; the square root that gives
 :math:`\sigma` has a zero gradient there (no NaN gradients on leading zeros).
 
-Computation: :math:`\sigma^2` by running sums in float64 (O(T)); the indicators of a block of
-windows on a strided view of the signal, in a reused scratch grid, summed over each window by a
-matrix-vector product. The soft indicator is evaluated as :math:`\tfrac12(1 + \tanh(x/2))`,
-the sigmoid itself, which saturates to exactly 0 or 1 without subnormal numbers. The loss
-:func:`soft_echo_density_mse` computes its exact gradient in the same pass over the grid, so
+Computation: on CPU, the soft profile of the paper's windows and the loss
+:func:`soft_echo_density_mse` run in C (:mod:`sdn.native`, ``echo_density_kernel.h``), window by
+window: :math:`\sigma^2` as a direct weighted sum, the indicators in SIMD registers, the exact
+gradient with respect to :math:`h` in the same pass. Elsewhere (CUDA, the centred windows, the
+hard profile, no C compiler), in PyTorch: :math:`\sigma^2` by running sums in float64 (O(T));
+the indicators of a block of windows on a strided view of the signal, in a reused scratch grid,
+summed over each window by a matrix-vector product. Both evaluate the soft indicator as
+:math:`\tfrac12(1 + \tanh(x/2))`, the sigmoid itself, which saturates to exactly 0 or 1 without
+subnormal numbers, and compute the loss's exact gradient in the same pass as the profile, so
 nothing of size :math:`T L` is stored. The paper's code loops over the windows in Python.
 
 References
@@ -58,6 +62,8 @@ import threading
 
 import torch
 import torch.nn.functional as F
+
+from . import native
 
 #: :math:`1/\operatorname{erfc}(1/\sqrt 2)`: the inverse of the expected fraction of Gaussian
 #: samples beyond one standard deviation.
@@ -355,6 +361,42 @@ class _SoftProfileMSE(torch.autograd.Function):
         return *scaled, grad_target, None, None
 
 
+class _CompiledSoftSums(torch.autograd.Function):
+    """:class:`_SoftSums` of the paper's windows by the compiled kernel
+    (:func:`sdn.native.soft_echo_density`), from the signals (N, T) themselves: the kernel computes
+    the window sigmas too; the backward runs it again with the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, x, kappa, win):
+        ctx.save_for_backward(x, kappa, win)
+        return 0.5 * win.sum() + 0.5 * native.soft_echo_density(x, kappa, win)[0]
+
+    @staticmethod
+    def backward(ctx, grad_sums):
+        x, kappa, win = ctx.saved_tensors
+        return native.soft_echo_density(x, kappa, win, grad_sums=0.5 * grad_sums)[1], None, None
+
+
+class _CompiledSoftProfileMSE(torch.autograd.Function):
+    """:class:`_SoftProfileMSE` by the compiled kernel, from the signals (N, T) themselves, with
+    the gradient with respect to them computed in the same pass as the profile."""
+
+    @staticmethod
+    def forward(ctx, x, target, kappa, win):
+        wants = ctx.needs_input_grad[0]
+        sums, grad = native.soft_echo_density(x, kappa, win, target=target if wants else None, scale=ERFC_SCALE)
+        diff = target - ERFC_SCALE * (0.5 * win.sum() + 0.5 * sums)
+        ctx.save_for_backward(grad, diff)
+        return diff.pow(2).mean(-1)
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grad, diff = ctx.saved_tensors
+        g = grad_loss.unsqueeze(-1)
+        grad_target = diff * (2.0 / diff.shape[-1]) * g if ctx.needs_input_grad[1] else None
+        return None if grad is None else grad * g, grad_target, None, None
+
+
 # --------------------------------------------------------------------------- public functions
 
 
@@ -373,12 +415,18 @@ def _slopes(kappa, count: int, dtype: torch.dtype, device) -> torch.Tensor:
     return torch.linspace(float(values[0]), float(values[1]), count, dtype=dtype, device=device)
 
 
+def _paper_width(n: int, win: torch.Tensor) -> int:
+    """Number of the paper's windows in T = ``n`` samples, T - L."""
+    if n <= win.shape[0]:
+        raise ValueError(f"the echo density profile needs more than one window ({win.shape[0]} samples), got T={n}")
+    return n - win.shape[0]
+
+
 def _paper_terms(x: torch.Tensor, win: torch.Tensor):
     """Magnitudes (N, T - 1) and sigmas (N, T - L) of the paper's windows i = 0 .. T - L - 1."""
     length = win.shape[0]
     n = x.shape[-1]
-    if n <= length:
-        raise ValueError(f"the echo density profile needs more than one window ({length} samples), got T={n}")
+    _paper_width(n, win)
     half = length // 2
     sigma = _safe_sqrt(_WindowEnergy.apply(x * x, length)[:, half:n - half - 1])
     return x.abs()[:, :n - 1], sigma
@@ -438,6 +486,10 @@ def echo_density_profile(
     win = echo_density_window(sample_rate, window_seconds, dtype=h.dtype, device=h.device)
     x = h.reshape(-1, n) if soft else h.detach().reshape(-1, n)
     length = win.shape[0]
+    if windows == "paper" and soft and native.available(x):
+        k = _slopes(kappa, _paper_width(n, win), h.dtype, h.device)
+        profile = ERFC_SCALE * _CompiledSoftSums.apply(x, k, win)
+        return profile.reshape(*batch_shape, profile.shape[-1])
     if windows == "paper":
         mag, sigma = _paper_terms(x, win)
         inside = None
@@ -503,10 +555,13 @@ def soft_echo_density_mse(
     _check_signal(target_profile, "target_profile")
     batch_shape, n = pred.shape[:-1], pred.shape[-1]
     win = echo_density_window(sample_rate, window_seconds, dtype=pred.dtype, device=pred.device)
-    mag, sigma = _paper_terms(pred.reshape(-1, n), win)
-    if target_profile.shape != (*batch_shape, sigma.shape[-1]) or target_profile.dtype != pred.dtype:
-        raise ValueError(f"target_profile must have shape {(*batch_shape, sigma.shape[-1])} and dtype {pred.dtype}, "
+    width = _paper_width(n, win)
+    if target_profile.shape != (*batch_shape, width) or target_profile.dtype != pred.dtype:
+        raise ValueError(f"target_profile must have shape {(*batch_shape, width)} and dtype {pred.dtype}, "
                          f"got {tuple(target_profile.shape)} and {target_profile.dtype}")
-    k = _slopes(kappa, sigma.shape[-1], pred.dtype, pred.device)
-    target = target_profile.reshape(-1, sigma.shape[-1])
+    k = _slopes(kappa, width, pred.dtype, pred.device)
+    x, target = pred.reshape(-1, n), target_profile.reshape(-1, width)
+    if native.available(x):
+        return _CompiledSoftProfileMSE.apply(x, target, k, win).reshape(batch_shape)
+    mag, sigma = _paper_terms(x, win)
     return _SoftProfileMSE.apply(mag, sigma, target, k, win).reshape(batch_shape)

@@ -33,18 +33,12 @@ static inline C crecip(C a) {
 static inline C czero(void) { return (C){{0}, {0}}; }
 
 /* The pairs k < l in the order of torch.triu_indices(6, 6, 1), and [k][l] -> pair. */
-static int pair_k[NP], pair_l[NP], pair_of[N][N];
-
-static void init_pairs(void) {
-    int p = 0;
-    for (int k = 0; k < N; k++) {
-        pair_of[k][k] = -1;
-        for (int l = k + 1; l < N; l++, p++) {
-            pair_k[p] = k; pair_l[p] = l;
-            pair_of[k][l] = pair_of[l][k] = p;
-        }
-    }
-}
+static const int pair_k[NP] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4};
+static const int pair_l[NP] = {1, 2, 3, 4, 5, 2, 3, 4, 5, 3, 4, 5, 4, 5, 5};
+static const int pair_of[N][N] = {
+    {-1, 0, 1, 2, 3, 4}, {0, -1, 5, 6, 7, 8}, {1, 5, -1, 9, 10, 11},
+    {2, 6, 9, -1, 12, 13}, {3, 7, 10, 12, -1, 14}, {4, 8, 11, 13, 14, -1},
+};
 
 /* Rows [0, rows) of LANES bins from bin f0 (m of them valid; the rest zero). */
 static void load(C *dst, const void *src, int rows, int64_t n_bins, int64_t f0, int m, int single) {
@@ -72,17 +66,16 @@ static void store(void *dst, const C *src, int rows, int64_t n_bins, int64_t f0,
         }
 }
 
-/* Y (n_bins) and, unless d_pair is NULL, dY/d(pair, walls, source, mic) and Z for the weights'
+/* Bins [first, last) of Y (n_bins) and, unless d_pair is NULL, dY/d(pair, walls, source, mic) and Z for the weights'
  * gradients: d_pair (15, n), d_walls (6, n), d_source = mu (6, n), d_mic = B x (6, n),
  * d_weights (6, 6, n) with Z_lk = S_lk H_k x_k - R_lk x_l. junction and extraction: (6, 6). */
-void sdn_node_system(int64_t n_bins, int single, const void *pair, const void *walls, const void *source,
+void sdn_node_system(int64_t n_bins, int64_t first, int64_t last, int single, const void *pair, const void *walls, const void *source,
                      const void *mic, const double *junction, const double *extraction, void *out,
                      void *d_pair, void *d_walls, void *d_source, void *d_mic, void *d_weights) {
-    init_pairs();
     const double(*a)[N] = (const double(*)[N])junction;
     const double(*w)[N] = (const double(*)[N])extraction;
-    for (int64_t f0 = 0; f0 < n_bins; f0 += LANES) {
-        int m = n_bins - f0 < LANES ? (int)(n_bins - f0) : LANES;
+    for (int64_t f0 = first; f0 < last; f0 += LANES) {
+        int m = last - f0 < LANES ? (int)(last - f0) : LANES;
         C E[NP], H[N], b[N], c[N];
         load(E, pair, NP, n_bins, f0, m, single);
         load(H, walls, N, n_bins, f0, m, single);

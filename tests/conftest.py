@@ -5,9 +5,21 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ("rir-S1-R2-HOM1.wav", "rir-S2-R2-HOM1.wav")
+
+
+@pytest.fixture(params=["native", "torch"])
+def kernels(request, monkeypatch) -> str:
+    """Run a test with the compiled kernels (sdn.native) and with PyTorch alone."""
+    monkeypatch.setenv("SDN_NATIVE", "1" if request.param == "native" else "0")
+    if request.param == "native":
+        from sdn import native
+
+        assert native.available(torch.zeros(1)), "the C kernels did not build (see sdn.native)"
+    return request.param
 
 
 @pytest.fixture(scope="session")

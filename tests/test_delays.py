@@ -114,6 +114,24 @@ def test_grid_response_equals_the_direct_sum_also_for_lines_longer_than_the_fft(
     np.testing.assert_allclose(line_response(line, z_log).numpy(), expected, rtol=1e-11, atol=1e-13)
 
 
+@pytest.mark.parametrize("stride", [2, 8])
+def test_grid_response_on_interleaved_subgrids_equals_the_direct_sum(stride):
+    """Every stride-th bin k = stride m + first of the whole N-point grid (both halves), by one
+    complex FFT of N / stride points each, against the sum in numpy; lines longer than N included."""
+    from sdn.delays import grid_response
+
+    n_fft, log_r = 256, 0.003
+    line = fractional_line(torch.tensor([[3.7, 40.25, 250.5, 600.1]], dtype=torch.float64), min_lag=1)
+    z = np.exp(log_r + 2j * np.pi * np.arange(n_fft) / n_fft)
+    m = line.offset.numpy()[..., None] + np.arange(line.taps.shape[-1])
+    expected = np.einsum("...j,...jk->...k", line.taps.numpy(), z[None, None, None, :] ** -m[..., None])
+    for first in range(stride):
+        got = grid_response(line, n_fft, log_r, stride, first).numpy()
+        np.testing.assert_allclose(got, expected[..., first::stride], rtol=1e-11, atol=1e-13)
+    with pytest.raises(ValueError, match="stride must divide n_fft"):
+        grid_response(line, n_fft, log_r, 3, 0)
+
+
 def test_grid_response_gradient():
     """The grid response's own backward pass (one inverse real FFT) against finite differences."""
     from sdn.delays import DelayLine, grid_response

@@ -148,7 +148,7 @@ def signal_pair(request):
 
 
 @pytest.mark.parametrize("name", ["edc", "edr", "edp"])
-def test_losses_equal_the_released_codes_definitions(signal_pair, name):
+def test_losses_equal_the_released_codes_definitions(signal_pair, name, kernels):
     pred, target = signal_pair
     expected = {"edc": lambda: paper_edc_loss(pred, target),
                 "edr": lambda: paper_mel_edr_loss(pred, target, FS),
@@ -159,7 +159,7 @@ def test_losses_equal_the_released_codes_definitions(signal_pair, name):
 
 
 @pytest.mark.parametrize("soft", [False, True])
-def test_paper_profile_equals_the_released_codes_loop(signal_pair, soft):
+def test_paper_profile_equals_the_released_codes_loop(signal_pair, soft, kernels):
     pred, _ = signal_pair
     got = echo_density_profile(torch.from_numpy(pred), FS, soft=soft, windows="paper").numpy()
     np.testing.assert_allclose(got, paper_echo_density(pred, FS, soft), rtol=1e-10, atol=1e-13)
@@ -240,7 +240,7 @@ def small_blocks(monkeypatch):
 
 
 @pytest.mark.parametrize("blocks", ["whole", "small"])
-def test_edp_mse_gradcheck_batched_and_in_blocks(monkeypatch, blocks):
+def test_edp_mse_gradcheck_batched_and_in_blocks(monkeypatch, blocks, kernels):
     """Paper-placed SoftEDP loss, per item, in one block of windows or in blocks of 64."""
     if blocks == "small":
         small_blocks(monkeypatch)
@@ -250,17 +250,43 @@ def test_edp_mse_gradcheck_batched_and_in_blocks(monkeypatch, blocks):
                                     eps=1e-8, atol=1e-5, rtol=1e-3)
 
 
-def test_edp_gradcheck_with_a_target_that_requires_grad():
+def test_edp_gradcheck_with_a_target_that_requires_grad(kernels):
     pred, target = _small_pair((120,), 42)
     target.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x, y: EDPLoss(1000)(x, y), (pred, target), eps=1e-8, atol=1e-5, rtol=1e-3)
 
 
 @pytest.mark.parametrize("windows", ["paper", "centred"])
-def test_soft_profile_gradcheck(windows):
+def test_soft_profile_gradcheck(windows, kernels):
     pred, _ = _small_pair((120,), 44)
     assert torch.autograd.gradcheck(lambda x: echo_density_profile(x, 1000, soft=True, windows=windows), (pred,),
                                     eps=1e-8, atol=1e-5, rtol=1e-3)
+
+
+def test_compiled_edp_in_float32_and_in_threads_agrees_with_pytorch_in_float64(monkeypatch):
+    """The compiled loss (float32, the training dtype; float64 split among 2 threads) against
+    the PyTorch path in float64 (gradchecked above): loss and gradient of 1 s of decaying noise."""
+    from sdn import native
+
+    assert native.available(torch.zeros(1)), "the C kernels did not build (see sdn.native)"
+    pred, target = rir_like((2, FS), seed=30, rt=0.4), rir_like((2, FS), seed=31, rt=0.6)
+
+    def loss_and_grad(x, native_kernels, threads=1):
+        monkeypatch.setenv("SDN_NATIVE", "1" if native_kernels else "0")
+        monkeypatch.setattr(torch, "get_num_threads", lambda: threads)  # how sdn.native shares out work
+        x = x.clone().requires_grad_(True)
+        profile = echo_density_profile(target.to(x.dtype), FS, soft=True, windows="paper")
+        loss = soft_echo_density_mse(x, profile, FS)
+        loss.sum().backward()
+        return loss.detach().double(), x.grad.double()
+
+    loss64, grad64 = loss_and_grad(pred, native_kernels=False)
+    loss32, grad32 = loss_and_grad(pred.float(), native_kernels=True)
+    torch.testing.assert_close(loss32, loss64, rtol=1e-4, atol=0)
+    assert torch.max(torch.abs(grad32 - grad64)) < 1e-4 * torch.max(torch.abs(grad64))
+    threaded_loss, threaded_grad = loss_and_grad(pred, native_kernels=True, threads=2)
+    torch.testing.assert_close(threaded_loss, loss64, rtol=1e-12, atol=0)
+    torch.testing.assert_close(threaded_grad, grad64, rtol=1e-10, atol=1e-12 * torch.max(torch.abs(grad64)).item())
 
 
 # ----------------------------------------------------------------------------- losses
@@ -335,7 +361,7 @@ def test_dtypes_work_and_agree(dtype):
         assert terms[key].item() == pytest.approx(ref[key].item(), rel=1e-3), key
 
 
-def test_total_is_weighted_sum_and_zero_on_identical_inputs():
+def test_total_is_weighted_sum_and_zero_on_identical_inputs(kernels):
     pred = rir_like((2, 4000), seed=13)
     target = rir_like((2, 4000), seed=14, rt=0.5)
     terms = SDNLoss(FS)(pred, target)

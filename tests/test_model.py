@@ -6,7 +6,6 @@ import torch
 
 import sdn
 from sdn import SDN, Room, UnstableSDNError
-from sdn import native
 
 PAPER_ROOM = Room((5.46, 14.52, 3.38), (2.28, 0.96, 1.20), (3.67, 1.96, 1.20))
 SMALL_ROOM = Room((1.1, 1.4, 0.9), (0.35, 0.5, 0.4), (0.7, 0.95, 0.55))  # delays of 10-90 samples
@@ -76,17 +75,8 @@ def dense_transfer_function(model: SDN, z: complex) -> complex:
     return y
 
 
-@pytest.fixture(params=["native", "torch"])
-def node_system(request, monkeypatch):
-    """Run a test with the compiled node-system kernel (sdn.native) and with the PyTorch one."""
-    monkeypatch.setenv("SDN_NATIVE", "1" if request.param == "native" else "0")
-    if request.param == "native":
-        assert native.available(torch.zeros(1)), "the C kernel did not build (see sdn.native)"
-    return request.param
-
-
 @pytest.mark.parametrize("fir_order", [0, 3])
-def test_pair_elimination_equals_dense_30x30_system(fir_order, node_system):
+def test_pair_elimination_equals_dense_30x30_system(fir_order, kernels):
     model = randomise(SDN(SMALL_ROOM, fir_order=fir_order, distance_correction=True, dtype=torch.float64))
     z_log = torch.tensor([0.001 + 0.3j, 0.0005 + 2.1j, 0.002 + 0.0j], dtype=torch.complex128)
     ours = model.transfer_function(z_log).detach().numpy()
@@ -136,6 +126,20 @@ def test_render_does_not_depend_on_its_length(seed):
         assert torch.max(torch.abs(short - long[:n])) < 1e-6 * peak
         m = n // 3
         assert torch.max(torch.abs(short[:m] - long[:m])) < 1e-6 * peak
+
+
+def test_render_without_gradient_on_interleaved_subgrids_equals_the_whole_grid(monkeypatch):
+    """Without gradient, a grid of more than BINS_PER_CHUNK bins is solved as interleaved subgrids
+    (every 16th bin here): the same response as the whole grid solved at once."""
+    from sdn import closed_form
+
+    model = randomise(SDN(random_room(np.random.default_rng(3)), fir_order=4, distance_correction=True,
+                          dtype=torch.float64), seed=3)
+    whole = model.impulse_response(3000).detach()  # with gradient: 4097 bins in one solve
+    monkeypatch.setattr(closed_form, "BINS_PER_CHUNK", 300)
+    with torch.no_grad():
+        parts = model.impulse_response(3000)
+    assert torch.max(torch.abs(parts - whole)) < 1e-12 * whole.abs().max()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -307,7 +311,7 @@ def test_float32_agrees_with_float64():
 
 
 @pytest.mark.parametrize("group", ["wall_logit", "wall_taps", "log_admittance", "log_extraction_weights", "corrections"])
-def test_gradcheck_every_parameter_group(group, node_system):
+def test_gradcheck_every_parameter_group(group, kernels):
     fir_order = 2 if group == "wall_taps" else 0
     model = randomise(SDN(SMALL_ROOM, fir_order=fir_order, distance_correction=True, dtype=torch.float64))
     names = [n for n, _ in model.named_parameters() if (n.endswith("_correction") if group == "corrections" else n == group)]
@@ -659,7 +663,7 @@ def test_source_near_a_wall_warns_and_numpy_numbers_are_accepted():
 
 
 @pytest.mark.parametrize("case", ["mismatched admittances", "loud fir walls"])
-def test_node_system_without_pivoting_equals_dense_system_far_from_passivity(case, node_system):
+def test_node_system_without_pivoting_equals_dense_system_far_from_passivity(case, kernels):
     """The 6x6 node system is eliminated without pivoting (stable for passive networks); far from
     passivity it must still equal the dense 30x30 wave system."""
     model = randomise(SDN(SMALL_ROOM, fir_order=3, distance_correction=True, dtype=torch.float64))
@@ -676,7 +680,7 @@ def test_node_system_without_pivoting_equals_dense_system_far_from_passivity(cas
     np.testing.assert_allclose(ours, dense, rtol=1e-10)
 
 
-def test_batched_gradients_equal_the_sum_over_separate_models(node_system):
+def test_batched_gradients_equal_the_sum_over_separate_models(kernels):
     """Batched positions share the room parameters: their gradient is the sum of each position's."""
     rng = np.random.default_rng(11)
     size = np.array(PAPER_ROOM.size)
