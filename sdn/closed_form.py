@@ -34,7 +34,6 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 from .delays import DelayLine, grid_response, line_response
 from .geometry import N_WALLS
@@ -119,22 +118,38 @@ def impulse_response(net: Network, n_fft: int, aliasing_db: float) -> torch.Tens
     -------
     tensor, shape (..., n_fft), the network's real dtype. The line responses on the FFT grid are
     real FFTs of their taps (:func:`sdn.delays.grid_response`); without gradient and for more
-    than ``BINS_PER_CHUNK`` bins, the grid is taken as interleaved subgrids of at most twice that
-    many bins (every M-th bin), each evaluated and solved on its own, to bound memory.
+    than ``BINS_PER_CHUNK`` bins, the grid is solved in interleaved subgrids
+    (:func:`_subgrid_transfer`), to bound memory.
     """
     log_r = aliasing_db / (20 * n_fft) * math.log(10)
     dtype = net.injection.dtype
     n_bins = n_fft // 2 + 1
-    stride = 1
-    if not torch.is_grad_enabled():
-        while n_bins > BINS_PER_CHUNK * stride and n_fft % (2 * stride) == 0:
-            stride *= 2
-    if stride == 1:
+    if torch.is_grad_enabled() or n_bins <= BINS_PER_CHUNK:
         Y = _transfer(net, lambda line: grid_response(line, n_fft, log_r))
     else:
-        parts = [_transfer(net, lambda line: grid_response(line, n_fft, log_r, stride, first)[..., :len(bins)])
-                 for first, bins in ((p, range(p, n_bins, stride)) for p in range(stride))]
-        Y = torch.stack([F.pad(part, (0, parts[0].shape[-1] - part.shape[-1])) for part in parts], -1)
-        Y = Y.flatten(-2)[..., :n_bins]  # bin M m + p is part p's m-th
+        Y = _subgrid_transfer(net, n_fft, log_r)[..., :n_bins]
     n = torch.arange(n_fft, dtype=dtype, device=Y.device)
     return torch.fft.irfft(Y, n=n_fft) * torch.exp(log_r * n)
+
+
+def _subgrid_transfer(net: Network, n_fft: int, log_r: float) -> torch.Tensor:
+    r"""Y on the whole grid of N (even) bins, shape (..., N), solved on M interleaved subgrids of at
+    most ``BINS_PER_CHUNK`` bins where N allows (M a power of two).
+
+    Subgrid q holds the bins k = M m + q; its line responses are one complex FFT of N/M points
+    each (:func:`sdn.delays.grid_response`). Only the subgrids q <= M/2 are solved: the network is
+    real, so :math:`Y(z_{N-k}) = \overline{Y(z_k)}`, and subgrid M - q is subgrid q conjugated,
+    in reverse order.
+    """
+    stride = 2
+    while n_fft // stride > BINS_PER_CHUNK and n_fft % (2 * stride) == 0:
+        stride *= 2
+    Y = None
+    for first in range(stride // 2 + 1):
+        part = _transfer(net, lambda line: grid_response(line, n_fft, log_r, stride, first))
+        if Y is None:
+            Y = part.new_empty(*part.shape[:-1], n_fft)
+        Y[..., first::stride] = part
+        if 0 < first < stride - first:
+            Y[..., stride - first::stride] = part.flip(-1).conj()
+    return Y

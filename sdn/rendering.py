@@ -8,7 +8,7 @@ lengths sized by the decay.
   points, so that what wraps around from beyond N samples is suppressed by the aliasing
   attenuation A (:func:`sdn.closed_form.impulse_response`); a network that the passivity
   certificate (:mod:`sdn.stability`) does not cover is rendered long enough to see any growth;
-- :func:`render_until_decayed` doubles the length, from 1 s, until the response has decayed
+- :func:`render_until_decayed` renders longer and longer, from 1 s, until the response has decayed
   ``decay_db`` below its peak.
 """
 from __future__ import annotations
@@ -83,8 +83,13 @@ def render(net: Network, admittances: torch.Tensor, n_samples: int, aliasing_db:
 
 def render_until_decayed(render_n: Callable[[int], torch.Tensor], sample_rate: float,
                          decay_db: float = DECAY_DB, max_samples: int | None = None) -> torch.Tensor:
-    """Renders of 1 s, 2 s, 4 s, ... until the last quarter of one stays more than ``decay_db``
-    below the peak in every position.
+    """Renders from 1 s on, each at least twice as long as the last, until the last quarter of one
+    stays more than ``decay_db`` below the peak in every position.
+
+    After a render that has not decayed, the next length comes from the decay rate of its third
+    and last quarters, extrapolated to ``decay_db`` below the peak with a margin (when longer
+    than twice the last): a slowly decaying model is rendered twice, not once per doubling.
+    The result does not depend on the lengths tried (a render does not depend on its length).
 
     Parameters
     ----------
@@ -110,10 +115,25 @@ def render_until_decayed(render_n: Callable[[int], torch.Tensor], sample_rate: f
     while True:
         h = render_n(n)
         magnitude = h.detach().abs().reshape(-1, n).amax(0)
-        last = int(torch.nonzero(magnitude >= magnitude.max() * 10 ** (-decay_db / 20)).max()) + 1
+        floor = magnitude.max() * 10 ** (-decay_db / 20)
+        last = int(torch.nonzero(magnitude >= floor).max()) + 1
         if n >= cap or last <= n - n // 4:
             return h[..., :last]
-        n = min(cap, 2 * n)
+        n = min(cap, max(2 * n, _decayed_length(magnitude, floor)))
+
+
+def _decayed_length(magnitude: torch.Tensor, floor: torch.Tensor) -> int:
+    """A render length whose last quarter should lie below ``floor``: the peaks of the third and
+    last quarters of ``magnitude`` (n,) give a decay rate in dB per sample, extrapolated from the
+    last quarter's peak down to the floor, plus a quarter for the check and 10 % margin. 0 when
+    the response does not decay."""
+    n = magnitude.shape[-1]
+    third, fourth = (float(20 * torch.log10(part.max())) for part in magnitude[n // 2:].chunk(2))
+    rate = (third - fourth) / (n // 4)
+    if not rate > 0:
+        return 0
+    end = 3 * n / 4 + (fourth - float(20 * torch.log10(floor))) / rate
+    return math.ceil(1.1 * end * 4 / 3)
 
 
 def _anti_aliased_buffer(net: Network, n_fft: int, aliasing_db: float | None) -> torch.Tensor:

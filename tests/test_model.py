@@ -130,7 +130,7 @@ def test_render_does_not_depend_on_its_length(seed):
 
 def test_render_without_gradient_on_interleaved_subgrids_equals_the_whole_grid(monkeypatch):
     """Without gradient, a grid of more than BINS_PER_CHUNK bins is solved as interleaved subgrids
-    (every 16th bin here): the same response as the whole grid solved at once."""
+    (32 subgrids of 256 bins here): the same response as the whole grid solved at once."""
     from sdn import closed_form
 
     model = randomise(SDN(random_room(np.random.default_rng(3)), fir_order=4, distance_correction=True,
@@ -613,6 +613,31 @@ def test_float32_minute_long_render_keeps_its_tail_clean():
     assert h.dtype == torch.float32
     # the true tail decays by about 120 dB/s here: after 59 s it is far below -100 dB re peak
     assert h[-16000:].abs().max() < 1e-5 * h.abs().max()
+
+
+@pytest.mark.parametrize("db_per_second", [400.0, 60.0, 12.0, 0.0])
+def test_render_until_decayed_jumps_to_the_decayed_length(db_per_second):
+    """An exponential decay of known rate (with a ripple, as a render has): cut at its -100 dB
+    sample, the same cut whatever lengths were tried, in at most three renders (doubling from 1 s
+    up to a 30 s cap would take five); a response that does not decay runs to the cap."""
+    from sdn.rendering import render_until_decayed
+
+    fs, cap = 1000, 30000
+    lengths = []
+
+    def render_n(n):
+        lengths.append(n)
+        t = torch.arange(n, dtype=torch.float64) / fs
+        return 10 ** (-db_per_second * t / 20) * (1.5 + torch.cos(2 * math.pi * 3.7 * t))
+
+    h = render_until_decayed(render_n, fs, max_samples=cap)
+    whole = render_n(cap)
+    expected = int(torch.nonzero(whole.abs() >= whole.abs().max() * 1e-5).max()) + 1
+    assert h.shape[-1] == expected
+    torch.testing.assert_close(h, whole[:expected], rtol=0, atol=0)
+    assert len(lengths) - 1 <= 3 and all(b >= 2 * a or b == cap for a, b in zip(lengths, lengths[1:-1]))
+    if db_per_second == 0.0:
+        assert expected == cap
 
 
 def test_forward_equals_convolution_with_the_impulse_response_cut_100_db_down():
