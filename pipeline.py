@@ -410,7 +410,7 @@ def record_environment(results: Path) -> None:
     """Write ``<results>/environment.csv``: interpreter, platform and package versions."""
     rows = [("python", platform.python_version()), ("platform", platform.platform()),
             ("cpu cores", str(os.cpu_count()))]
-    for package in ("differentiable-sdn", "torch", "numpy", "scipy", "librosa", "pandas",
+    for package in ("differentiable-sdn", "torch", "numpy", "scipy", "pandas",
                     "matplotlib", "papermill", "jupyter-book"):
         try:
             rows.append((package, importlib.metadata.version(package)))

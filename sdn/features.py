@@ -97,9 +97,13 @@ def mel_filterbank(sample_rate: float, n_fft: int = MEL_N_FFT, n_mels: int = MEL
     Filter :math:`b` rises linearly from 0 at the mel-spaced frequency :math:`f_b` to 1 at
     :math:`f_{b+1}` and falls to 0 at :math:`f_{b+2}`, with :math:`n_{\mathrm{mels}} + 2`
     frequencies equally spaced on the HTK mel scale :math:`m = 2595\log_{10}(1 + f/700)`; the
-    filters act on the :math:`n_{\mathrm{fft}}/2 + 1` bins :math:`k f_s / n_{\mathrm{fft}}`. Built
-    by ``librosa.filters.mel`` (``htk=True``, ``norm=None``): the filterbank of
-    ``torchaudio.transforms.MelSpectrogram``'s defaults used by the paper's code.
+    filters act on the :math:`n_{\mathrm{fft}}/2 + 1` bins :math:`k f_s / n_{\mathrm{fft}}`:
+
+    .. math:: F(b, k) = \max\Big(0, \min\Big(\frac{k f_s/n_{\mathrm{fft}} - f_b}{f_{b+1} - f_b},
+              \frac{f_{b+2} - k f_s/n_{\mathrm{fft}}}{f_{b+2} - f_{b+1}}\Big)\Big).
+
+    The filterbank of ``torchaudio.transforms.MelSpectrogram``'s defaults used by the paper's
+    code, and of ``librosa.filters.mel(htk=True, norm=None)`` (the tests compare).
 
     Parameters
     ----------
@@ -115,11 +119,13 @@ def mel_filterbank(sample_rate: float, n_fft: int = MEL_N_FFT, n_mels: int = MEL
     torch.Tensor, shape (n_mels, n_fft // 2 + 1)
         Filter weights, float64 on the CPU; built once per argument set (cached, do not modify).
     """
-    import librosa  # imported lazily: only the mel EDR needs it
-
-    fb = librosa.filters.mel(sr=float(sample_rate), n_fft=n_fft, n_mels=n_mels, fmin=0.0,
-                             fmax=float(sample_rate) / 2.0, htk=True, norm=None, dtype=np.float64)
-    return torch.from_numpy(fb)
+    top = 2595.0 * np.log10(1.0 + sample_rate / 2.0 / 700.0)
+    edges = 700.0 * (10.0 ** (np.linspace(0.0, top, n_mels + 2) / 2595.0) - 1.0)  # f_b, Hz
+    bins = np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)
+    width = np.diff(edges)[:, None]
+    rise = (bins - edges[:-2, None]) / width[:-1]
+    fall = (edges[2:, None] - bins) / width[1:]
+    return torch.from_numpy(np.maximum(0.0, np.minimum(rise, fall)))
 
 
 def mel_energy_decay_relief(

@@ -120,6 +120,10 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sdn-native")
 
 
+if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
+    os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 def _shares(count: int, minimum: int = 512) -> list[tuple[int, int]]:
     """``[first, last)`` ranges that split ``count`` items into parts for ``torch.get_num_threads()``
     threads, none shorter than ``minimum`` items (a part costs tens of microseconds)."""

@@ -9,7 +9,7 @@ import torch
 import sdn.echo_density as ed
 from sdn.rir import load_rir
 from sdn.echo_density import ERFC_SCALE, echo_density_profile, echo_density_window, soft_echo_density_mse
-from sdn.features import mel_energy_decay_relief
+from sdn.features import mel_energy_decay_relief, mel_filterbank
 from sdn.losses import EDCLoss, EDPLoss, MelEDRLoss, SDNLoss
 
 FS = 16000
@@ -169,6 +169,17 @@ def test_mel_edr_equals_own_stft_and_htk_filterbank(signal_pair):
     _, target = signal_pair
     got = mel_energy_decay_relief(torch.from_numpy(target), FS).numpy()
     np.testing.assert_allclose(got, paper_mel_edr_db(target, FS), rtol=1e-11, atol=1e-9)
+
+
+@pytest.mark.parametrize("sample_rate", [16000, 48000])
+def test_mel_filterbank_equals_librosas_htk_filterbank(sample_rate):
+    import librosa  # a dev dependency (make test installs it), the package does not need it
+
+    expected = librosa.filters.mel(sr=float(sample_rate), n_fft=512, n_mels=64, fmin=0.0, fmax=sample_rate / 2.0,
+                                   htk=True, norm=None, dtype=np.float64)
+    np.testing.assert_allclose(mel_filterbank(sample_rate).numpy(), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(mel_filterbank(sample_rate).numpy(), htk_mel_filterbank(sample_rate), rtol=1e-12,
+                               atol=1e-14)
 
 
 def test_mel_edr_clamps_power_at_1e_minus_10():
