@@ -133,32 +133,38 @@ def _shares(count: int, minimum: int = 512) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _in_threads(run, count: int) -> None:
-    """``run(0)``, ..., ``run(count - 1)``, each once, by the calling thread and up to
-    ``torch.get_num_threads() - 1`` workers, each taking the next part when free (a kernel call
-    releases the GIL). Returns when every part has run; raises the first error."""
-    if count == 1:
-        run(0)
+def _slots(parts: list) -> int:
+    """Threads that run ``parts``: the calling thread and up to ``torch.get_num_threads() - 1`` workers."""
+    return min(len(parts), torch.get_num_threads())
+
+
+def _in_threads(run, parts: list[tuple[int, int]]) -> None:
+    """``run(first, last, slot)`` once for every part, by :func:`_slots` threads, each taking the
+    next part when free (a kernel call releases the GIL); ``slot`` numbers the thread (0 is the
+    calling one), so that a buffer per slot needs no lock. Returns when every part has run;
+    raises the first error."""
+    if len(parts) == 1:
+        run(*parts[0], 0)
         return
     claims = itertools.count()  # next() is atomic: every part is claimed once
-    finished = [threading.Event() for _ in range(count)]
+    finished = [threading.Event() for _ in parts]
     errors = []
 
-    def work() -> None:
+    def work(slot: int) -> None:
         for part in iter(claims.__next__, None):
-            if part >= count:
+            if part >= len(parts):
                 return
             try:
-                run(part)
+                run(*parts[part], slot)
             except BaseException as error:  # re-raised by the calling thread
                 errors.append(error)
             finally:
                 finished[part].set()
 
-    workers = min(count, torch.get_num_threads()) - 1
-    for _ in range(workers):
-        _pool(workers).submit(work)
-    work()
+    workers = _slots(parts) - 1
+    for slot in range(1, workers + 1):
+        _pool(workers).submit(work, slot)
+    work(0)
     for event in finished:  # parts claimed by a worker that is still at them
         event.wait()
     if errors:
@@ -190,9 +196,8 @@ def node_system(pair, walls, source, mic, junction, extraction, out, derivatives
     assert all(t.is_contiguous() and t.dtype == out.dtype for t in inputs + written)
     pointers = [t.data_ptr() for t in inputs + weights + written] + [None] * (5 if derivatives is None else 0)
     n_bins = out.shape[-1]
-    parts = _shares(n_bins)
-    _in_threads(lambda part: _library().sdn_node_system(n_bins, *parts[part], out.dtype == torch.complex64, *pointers),
-                len(parts))
+    _in_threads(lambda first, last, slot: _library().sdn_node_system(n_bins, first, last, out.dtype == torch.complex64,
+                                                                     *pointers), _shares(n_bins))
 
 
 
@@ -235,16 +240,16 @@ def soft_echo_density(h, kappa, window, target=None, grad_sums=None, scale=1.0):
     sums = torch.empty((rows, width), dtype=h.dtype)
     parts = _shares(width)
     gradient = target is not None or grad_sums is not None
-    grads = torch.zeros((len(parts), 2, rows, samples), dtype=h.dtype) if gradient else None
+    # each thread adds its windows' gradient terms into its own pair of rows (windows overlap)
+    grads = torch.zeros((_slots(parts), 2, rows, samples), dtype=h.dtype) if gradient else None
     kernel = getattr(_library(), "sdn_soft_echo_density_" + ("f32" if h.dtype == torch.float32 else "f64"))
     pointers = [None if t is None else t.data_ptr() for t in inputs]
 
-    def run(part: int) -> None:
-        first, last = parts[part]
-        written = (grads[part, 0].data_ptr(), grads[part, 1].data_ptr()) if gradient else (None, None)
+    def run(first: int, last: int, slot: int) -> None:
+        written = (grads[slot, 0].data_ptr(), grads[slot, 1].data_ptr()) if gradient else (None, None)
         kernel(rows, samples, length, first, last, *pointers, scale, sums.data_ptr(), *written)
 
-    _in_threads(run, len(parts))
+    _in_threads(run, parts)
     if not gradient:
         return sums, None
     grad_mag, grad_square = grads.sum(0)
