@@ -162,6 +162,18 @@ def test_jobs_run_side_by_side_but_after_what_they_wait_for(tmp_path):
     assert span["03_c"][0] >= span["01_a"][1], "03_c started before 01_a, which it waits for, had finished"
 
 
+def test_runs_start_longest_chain_first_by_the_last_runtimes(tmp_path):
+    """Chains from the durations of runtimes.csv: a = 10 s, then b (5 s, then d, 1 s) or c (20 s)."""
+    runs = [pipeline.Run("x.ipynb", "a"), pipeline.Run("x.ipynb", "b", after=("a",)),
+            pipeline.Run("x.ipynb", "c", after=("a",)), pipeline.Run("x.ipynb", "d", after=("b",)),
+            pipeline.Run("x.ipynb", "e")]
+    (tmp_path / "runtimes.csv").write_text("name,notebook,seconds,quick,finished_utc\n"
+                                           + "".join(f"{n},x.ipynb,{s},False,\n" for n, s in
+                                                     (("a", 10), ("b", 5), ("c", 20), ("d", 1))))
+    assert pipeline.critical_paths(runs, tmp_path) == {"a": 30.0, "b": 6.0, "c": 20.0, "d": 1.0, "e": 0.0}
+    assert set(pipeline.critical_paths(runs, tmp_path / "none").values()) == {0.0}  # no record: RUNS order
+
+
 def test_notebook_without_parameters_cell_is_refused_before_running(tmp_path):
     path = _notebook(tmp_path / "01_plain.ipynb", code="x = 1")
     nb = nbformat.read(path, as_version=4)
