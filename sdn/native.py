@@ -7,12 +7,14 @@ taps per SIMD instruction (figures in ``benchmarks/README.md``):
 - ``node_system.c``: the SDN's per-bin 6x6 solves and their derivatives
   (:mod:`sdn.node_system`); a render's forward and backward pass takes half the time. Tested,
   like the PyTorch implementation, against the dense 30x30 wave system.
-- ``echo_density.c`` (with ``echo_density_kernel.h``): the soft echo-density loss and its
-  gradient (:func:`sdn.echo_density.soft_echo_density_mse`), about 7x faster. Tested against
-  the released code's definition written as a loop.
+- ``echo_density.c`` (with ``echo_density_kernel.h``): the soft echo-density profile of the
+  paper's windows and its loss with the exact gradient (:mod:`sdn.echo_density`); the loss's
+  forward and backward pass takes a quarter of the time. Tested, like the PyTorch
+  implementation, against the released code's definition written as a loop, and by gradcheck.
 
 They run CPU tensors only; CUDA tensors, and machines without a C compiler, use the PyTorch
-implementations.
+implementations. With several torch threads (``torch.set_num_threads``), a kernel's bins or
+windows are shared out among that many threads.
 
 The library is compiled once per source, compiler and CPU into the cache directory
 (``$SDN_CACHE_DIR``, else ``$XDG_CACHE_HOME/sdn`` or ``~/.cache/sdn``), in well under a second.
