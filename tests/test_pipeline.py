@@ -172,6 +172,16 @@ def test_runs_start_longest_chain_first_by_the_last_runtimes(tmp_path):
                                                      (("a", 10), ("b", 5), ("c", 20), ("d", 1))))
     assert pipeline.critical_paths(runs, tmp_path) == {"a": 30.0, "b": 6.0, "c": 20.0, "d": 1.0, "e": 0.0}
     assert set(pipeline.critical_paths(runs, tmp_path / "none").values()) == {0.0}  # no record: RUNS order
+    # one job: of two ready notebooks, the one with the longer recorded chain starts first
+    code = "import pathlib, time\npathlib.Path(results_dir, name + '.txt').write_text(str(time.time()))"
+    runs = [pipeline.Run(str(_notebook(tmp_path / f"{n}.ipynb", code, f'results_dir = "results"\nname = "{n}"')),
+                         n, {"name": n}) for n in ("01_short", "02_long")]
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "runtimes.csv").write_text("name,notebook,seconds,quick,finished_utc\n02_long,x.ipynb,50,False,\n")
+    pipeline.run_notebooks(runs, pipeline.Study(results), jobs=1)
+    started = {n: float((results / f"{n}.txt").read_text()) for n in ("01_short", "02_long")}
+    assert started["02_long"] < started["01_short"]
 
 
 def test_notebook_without_parameters_cell_is_refused_before_running(tmp_path):
