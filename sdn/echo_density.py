@@ -323,6 +323,23 @@ class _SoftSums(torch.autograd.Function):
         return grad_mag, grad_sigma, None, None
 
 
+def _save_profile_error(ctx, target, sums, win, grads) -> torch.Tensor:
+    r"""Per-row mean of :math:`(\eta_t - \eta_p)^2`, :math:`\eta_p = c(\sum w + S)/2` from the window
+    sums S; saves the error and the prediction's precomputed gradients (None or tensors)."""
+    diff = target - ERFC_SCALE * (0.5 * win.sum() + 0.5 * sums)
+    ctx.save_for_backward(diff, *grads)
+    return diff.pow(2).mean(-1)
+
+
+def _saved_gradients(ctx, grad_loss, target_input: int):
+    r"""The saved gradients scaled by the incoming one, and the target's, :math:`2(\eta_t - \eta_p)/W`
+    times it (None unless input ``target_input`` wants it)."""
+    diff, *grads = ctx.saved_tensors
+    g = grad_loss.unsqueeze(-1)
+    grad_target = diff * (2.0 / diff.shape[-1]) * g if ctx.needs_input_grad[target_input] else None
+    return [None if t is None else t * g for t in grads], grad_target
+
+
 class _SoftProfileMSE(torch.autograd.Function):
     r"""Per-row :math:`\frac1W\sum_i (\eta_t(i) - \eta_p(i))^2` against a given profile.
 
@@ -348,17 +365,12 @@ class _SoftProfileMSE(torch.autograd.Function):
         wants = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         sums, grad_mag, grad_sigma = _scan(mag_p, sigma_p, kappa, win, slope_weights=slope_weights,
                                            n_grad=n if wants else 0)
-        diff = target - ERFC_SCALE * (half_sum + 0.5 * sums)
-        ctx.save_for_backward(grad_mag, grad_sigma, diff)
-        return diff.pow(2).mean(-1)
+        return _save_profile_error(ctx, target, sums, win, (grad_mag, grad_sigma))
 
     @staticmethod
     def backward(ctx, grad_loss):
-        grad_mag, grad_sigma, diff = ctx.saved_tensors
-        g = grad_loss.unsqueeze(-1)
-        grad_target = diff * (2.0 / diff.shape[-1]) * g if ctx.needs_input_grad[2] else None
-        scaled = (None, None) if grad_mag is None else (grad_mag * g, grad_sigma * g)
-        return *scaled, grad_target, None, None
+        (grad_mag, grad_sigma), grad_target = _saved_gradients(ctx, grad_loss, target_input=2)
+        return grad_mag, grad_sigma, grad_target, None, None
 
 
 class _CompiledSoftSums(torch.autograd.Function):
@@ -385,16 +397,12 @@ class _CompiledSoftProfileMSE(torch.autograd.Function):
     def forward(ctx, x, target, kappa, win):
         wants = ctx.needs_input_grad[0]
         sums, grad = native.soft_echo_density(x, kappa, win, target=target if wants else None, scale=ERFC_SCALE)
-        diff = target - ERFC_SCALE * (0.5 * win.sum() + 0.5 * sums)
-        ctx.save_for_backward(grad, diff)
-        return diff.pow(2).mean(-1)
+        return _save_profile_error(ctx, target, sums, win, (grad,))
 
     @staticmethod
     def backward(ctx, grad_loss):
-        grad, diff = ctx.saved_tensors
-        g = grad_loss.unsqueeze(-1)
-        grad_target = diff * (2.0 / diff.shape[-1]) * g if ctx.needs_input_grad[1] else None
-        return None if grad is None else grad * g, grad_target, None, None
+        (grad,), grad_target = _saved_gradients(ctx, grad_loss, target_input=1)
+        return grad, grad_target, None, None
 
 
 # --------------------------------------------------------------------------- public functions

@@ -202,7 +202,6 @@ def node_system(pair, walls, source, mic, junction, extraction, out, derivatives
                                                                      *pointers), _shares(n_bins))
 
 
-
 def soft_echo_density(h, kappa, window, target=None, grad_sums=None, scale=1.0):
     r"""The soft echo-density profile's window sums of the paper's placement and, when asked, the
     gradient of a loss of them, on contiguous CPU tensors.

@@ -158,7 +158,6 @@ class NodeSystem(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pair, walls, source, mic, junction, extraction):
         """Y per bin (B, F), and its derivatives when an input requires a gradient (see the class)."""
-        weights, near_end = _weights(junction, extraction), _NEAR_END.to(junction)
         ctx.batch = mic.shape[0]
         if ctx.batch > 1:  # the positions' bins one after another: long, contiguous blocks
             pair, source, mic = (_flat(t) for t in (pair, source, mic))
@@ -174,6 +173,8 @@ class NodeSystem(torch.autograd.Function):
         if compiled:  # all bins in one call; else the blocks below
             native.node_system(pair[0], walls, source[0], mic[0], junction, extraction, out[0],
                                (d_pair[0], d_walls[0], d_source[0], d_mic[0], d_weights[0]) if derivatives else None)
+        else:
+            weights, near_end = _weights(junction, extraction), _NEAR_END.to(junction)
         for bins in [] if compiled else _blocks(n_bins):
             wall, E, c = _walls(walls[:, bins]), pair[..., bins], mic[..., bins]
             H = wall.response
