@@ -23,6 +23,7 @@ import time
 import torch
 
 import sdn
+from sdn.allocator import keep_freed_memory
 from sdn.multi import fit_positions
 from sdn.simulate import position_grid
 
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as python -m sdn.train and the notebooks do
     fs = 16000
     n = int(args.seconds * fs)
     rooms = position_grid((5.46, 14.52, 3.38), 4, -(-args.positions // 4), seed=0)[: args.positions]

@@ -138,61 +138,70 @@ def _decay_range(decay) -> tuple[float, float]:
     return upper, lower
 
 
-def _decay_fit(
+def _decay_fits(
     x: torch.Tensor,
     sample_rate: float,
-    decay: str,
+    decays: tuple,
     onset: torch.Tensor,
     min_margin_db: float | None,
-) -> torch.Tensor:
-    """Least-squares decay time of ``x`` (..., T) with per-signal onset (...,). Float64."""
-    upper, lower = _decay_range(decay)
+) -> list[torch.Tensor]:
+    """Least-squares decay times of ``x`` (..., T) with per-signal onset (...), one per range of
+    ``decays``, shape (...) each. Float64.
+
+    The EDC is computed once for all ranges. It never increases (a sum of non-negative terms
+    from the end), so a range's samples after the onset are one stretch ``[first, end)`` of every
+    signal, found by a binary search of the level; the fit reads only that stretch.
+    """
     x = x.detach().to(torch.float64)
     n = x.shape[-1]
     edc = schroeder_integral(x * x)
-    ref = torch.gather(edc, -1, onset.unsqueeze(-1))  # EDC at the onset: the 0 dB reference
+    onset = onset.unsqueeze(-1)
+    ref = torch.gather(edc, -1, onset)  # EDC at the onset: the 0 dB reference
+    level = 10.0 * torch.log10(edc / ref)  # -inf at exact zeros, NaN if silent
+    rising = (-level).contiguous()  # non-decreasing, as searchsorted needs
+    tail = _tail_power(x, onset.squeeze(-1)) if min_margin_db is not None else None
+    fits = []
+    for decay in decays:
+        upper, lower = _decay_range(decay)
+        # first sample at or below `upper` from the onset on, and first sample below `lower`
+        first = torch.maximum(torch.searchsorted(rising, torch.full_like(ref, -upper)), onset).squeeze(-1)
+        end = torch.searchsorted(rising, torch.full_like(ref, -lower), right=True).squeeze(-1)
+        count = (end - first).clamp(min=0)
+        slope = torch.full(count.shape, math.nan, dtype=torch.float64, device=x.device)
+        for row in torch.nonzero(count >= 3).tolist():  # least-squares line through the stretch
+            segment = level[(*row, slice(int(first[tuple(row)]), int(end[tuple(row)])))]
+            centred = torch.arange(segment.shape[-1], dtype=torch.float64, device=x.device) - (segment.shape[-1] - 1) / 2
+            slope[tuple(row)] = (centred @ segment) / (centred @ centred) * sample_rate  # dB per second
+        rt = -60.0 / slope
+        # range reached: the EDC falls below the lower limit before the end of the record
+        valid = (ref.squeeze(-1) > 0) & (end < n) & (count >= 3) & (slope < 0) & torch.isfinite(rt)
+        if tail is not None:
+            valid &= _margin_ok(edc, end - 1, slope, sample_rate, tail, min_margin_db)
+        fits.append(nan_where(rt, valid))
+    return fits
+
+
+def _tail_power(x: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
+    """Mean of :math:`h^2` over the last 10 % of the record after the onset, shape (...)."""
+    n = x.shape[-1]
     idx = torch.arange(n, device=x.device)
-    after = idx >= onset.unsqueeze(-1)
-    with torch.no_grad():
-        level = 10.0 * torch.log10(edc / ref)  # -inf at exact zeros, NaN if silent
-    in_range = after & (level <= upper) & (level >= lower)
-    # least-squares line level = a + b t over the samples in the decay range (closed form)
-    w = in_range.to(torch.float64)
-    count = w.sum(-1)
-    t = idx.to(torch.float64) / sample_rate
-    y = torch.where(in_range, level, torch.zeros_like(level))
-    mean_t = (w * t).sum(-1) / count
-    mean_y = y.sum(-1) / count
-    dt = (t - mean_t.unsqueeze(-1)) * w
-    slope = (dt * (y - mean_y.unsqueeze(-1))).sum(-1) / (dt * dt).sum(-1)  # dB per second
-    rt = -60.0 / slope
-    # range reached? the EDC must actually fall below the lower limit after the onset
-    reached = (after & (level < lower)).any(-1)
-    valid = reached & (count >= 3) & (slope < 0) & torch.isfinite(rt)
-    if min_margin_db is not None:
-        valid &= _margin_ok(x, edc, level, in_range, slope, sample_rate, onset, min_margin_db)
-    return nan_where(rt, valid)
+    tail = (idx >= (onset + ((n - onset) * 9) // 10).unsqueeze(-1)).to(x.dtype)
+    return (x * x * tail).sum(-1) / tail.sum(-1).clamp(min=1)
 
 
-def _margin_ok(x, edc, level, in_range, slope, sample_rate, onset, min_margin_db):
+def _margin_ok(edc, last, slope, sample_rate, tail_power, min_margin_db):
     """Dynamic-range check in the spirit of ISO 3382-1 (5.3.3): the bottom of the range must
     lie ``min_margin_db`` above the level at the end of the record.
 
-    The squared-envelope level at the last sample of the decay range is estimated from the
-    EDC and the fitted slope, :math:`p(n) = E(n)(1 - 10^{s/(10 f_s)})` (exact for an
-    exponential decay), and compared with the mean of :math:`h^2` over the last 10 % of the
-    record after the onset (the noise floor, or the truncation level of a clean record).
+    The squared-envelope level at the last sample of the decay range, ``last``, is estimated
+    from the EDC and the fitted slope, :math:`p(n) = E(n)(1 - 10^{s/(10 f_s)})` (exact for an
+    exponential decay), and compared with ``tail_power``, the mean of :math:`h^2` over the last
+    10 % of the record after the onset (:func:`_tail_power`: the noise floor, or the truncation
+    level of a clean record).
     """
-    n = x.shape[-1]
-    idx = torch.arange(n, device=x.device)
-    last = torch.where(in_range, idx, torch.full_like(idx, -1)).amax(-1).clamp(min=0)
-    e_last = torch.gather(edc, -1, last.unsqueeze(-1)).squeeze(-1)
-    per_sample_decay = 1.0 - torch.pow(10.0, slope.clamp(max=0) / (10.0 * sample_rate))
-    envelope = e_last * per_sample_decay
-    tail_start = onset + ((n - onset) * 9) // 10
-    tail = (idx >= tail_start.unsqueeze(-1)).to(x.dtype)
-    tail_power = (x * x * tail).sum(-1) / tail.sum(-1).clamp(min=1)
-    return envelope >= tail_power * 10.0 ** (min_margin_db / 10.0)
+    e_last = torch.gather(edc, -1, last.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    per_sample_decay = 1.0 - torch.pow(10.0, slope.nan_to_num(0.0).clamp(max=0) / (10.0 * sample_rate))
+    return e_last * per_sample_decay >= tail_power * 10.0 ** (min_margin_db / 10.0)
 
 
 def reverberation_time(
@@ -255,7 +264,7 @@ def reverberation_time(
     """
     _decay_range(decay)  # validate before any work
     x, signals, starts, was_numpy, fs = prepare(h, sample_rate, bands)
-    rt = _decay_fit(signals, fs, decay, starts, min_margin_db)
+    rt, = _decay_fits(signals, fs, (decay,), starts, min_margin_db)
     return to_kind(rt, was_numpy, like=x)
 
 
@@ -425,9 +434,10 @@ def room_acoustic_parameters(h: ArrayLike, sample_rate: float, min_margin_db: fl
     xb = octave_bands(x64, fs)
     start_b = start.unsqueeze(-1).expand(xb.shape[:-1])
     out = {}
-    for decay in ("T20", "T30", "EDT"):
-        out[decay] = _decay_fit(x64, fs, decay, start, min_margin_db)
-        out[f"{decay}_bands"] = _decay_fit(xb, fs, decay, start_b, min_margin_db)
+    decays = ("T20", "T30", "EDT")
+    for decay, broadband, bands in zip(decays, _decay_fits(x64, fs, decays, start, min_margin_db),
+                                       _decay_fits(xb, fs, decays, start_b, min_margin_db)):
+        out[decay], out[f"{decay}_bands"] = broadband, bands
     for name, ms in (("C50", 50.0), ("C80", 80.0)):
         out[name] = clarity(x64, fs, ms, onset=start)
         out[f"{name}_bands"] = clarity(xb, fs, ms, onset=start_b)

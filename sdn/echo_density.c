@@ -8,22 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 1 / n!, the Taylor coefficients of e^r. */
+/* 1 / n!: with ln(2)^n, the Taylor coefficients of 2^r. */
 static const double INVERSE_FACTORIAL[] = {
     1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
     1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0, 1.0 / 87178291200.0,
 };
 
-/* Single precision: 8 lanes; tanh(40) rounds to 1; ln2 split after 16 bits; degree 7. */
+/* Single precision: 8 lanes; tanh(115 ln(2) / 2) rounds to 1; degree 7. */
 #define NAME(x) x##_f32
 #define REAL float
 #define INT int32_t
 #define LANES 8
 #define MANTISSA 23
 #define BIAS 127
-#define ZMAX 80
-#define LN2_HI 0.693145751953125
-#define LN2_LO 1.428606820309417232e-06
+#define YMAX 115
 #define DEGREE 7
 #ifdef __AVX__
 #define MIN __builtin_ia32_minps256
@@ -36,23 +34,19 @@ static const double INVERSE_FACTORIAL[] = {
 #undef LANES
 #undef MANTISSA
 #undef BIAS
-#undef ZMAX
-#undef LN2_HI
-#undef LN2_LO
+#undef YMAX
 #undef DEGREE
 #undef MIN
 #undef MAX
 
-/* Double precision: 4 lanes; tanh(350) rounds to 1; ln2 split after 32 bits; degree 13. */
+/* Double precision: 4 lanes; tanh(1010 ln(2) / 2) rounds to 1; degree 13. */
 #define NAME(x) x##_f64
 #define REAL double
 #define INT int64_t
 #define LANES 4
 #define MANTISSA 52
 #define BIAS 1023
-#define ZMAX 700
-#define LN2_HI 6.93147180369123816490e-01
-#define LN2_LO 1.90821492927058770002e-10
+#define YMAX 1010
 #define DEGREE 13
 #ifdef __AVX__
 #define MIN __builtin_ia32_minpd256

@@ -13,19 +13,23 @@ spaces.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .arrays import ArrayLike, as_tensor, check_sample_rate, nan_where, prepare, to_kind
+from .features import schroeder_integral
 
 
 def _energy_split(x: torch.Tensor, onset: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Energy in [onset, onset + samples) and in [onset + samples, T), plus validity, float64."""
+    """Energy in [onset, onset + samples) and in [onset + samples, T), plus validity, float64.
+
+    Both from the Schroeder integral E (summed from the end, so the late energy keeps its
+    relative precision): late = E(onset + samples), early = E(onset) - late."""
     x = x.detach().to(torch.float64)
     n = x.shape[-1]
-    idx = torch.arange(n, device=x.device)
+    edc = F.pad(schroeder_integral(x * x), (0, 1))  # E(T) = 0
     onset = onset.unsqueeze(-1)
-    energy = x * x
-    early = (energy * ((idx >= onset) & (idx < onset + samples))).sum(-1)
-    late = (energy * (idx >= onset + samples)).sum(-1)
+    late = torch.gather(edc, -1, (onset + samples).clamp(max=n)).squeeze(-1)
+    early = torch.gather(edc, -1, onset).squeeze(-1) - late
     fits = (onset.squeeze(-1) + samples) < n  # the record extends past the early limit
     return early, late, fits
 

@@ -10,9 +10,9 @@ Design (documented choice, ISO 3382-1 asks for octave filters per IEC 61260):
   :math:`f_c\sqrt 2` designed by :func:`scipy.signal.butter` (second-order sections);
 - applied with zero phase, as ``scipy.signal.sosfiltfilt`` would (forward-backward), but
   evaluated in the frequency domain: the signal is multiplied by :math:`|H_b(e^{j\omega})|^2`
-  (computed with :func:`scipy.signal.sosfreqz`) on an FFT grid long enough (record length plus
-  :math:`30/f_{c,\min}` = 0.24 s, over which the lowest band's response decays by more than
-  140 dB) for the circular convolution to equal the linear one. No edge padding heuristics, no
+  (the sections' squared magnitudes, in real arithmetic) on an FFT grid long enough (record
+  length plus :math:`30/f_{c,\min}` = 0.24 s, over which the lowest band's response decays by
+  more than 140 dB) for the circular convolution to equal the linear one. No edge padding heuristics, no
   phase distortion, batched, runs on the input's device and is differentiable.
 
 The zero-phase band gain :math:`|H_b|^2` is real and non-negative and adjacent bands cross at
@@ -75,13 +75,21 @@ def _tail_samples(sample_rate: float) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _zero_phase_responses(sample_rate: float, n_fft: int) -> torch.Tensor:
-    """|H_b|^2 on the rfft grid of length n_fft, float64 CPU tensor, shape (B, n_fft//2+1)."""
-    freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
-    rows = []
-    for sos in octave_band_sos(sample_rate):
-        _, resp = scipy.signal.sosfreqz(sos, worN=freqs, fs=sample_rate)
-        rows.append(np.abs(resp) ** 2)
-    return torch.from_numpy(np.stack(rows))
+    r"""|H_b|^2 on the rfft grid of length n_fft, float64 CPU tensor, shape (B, n_fft//2+1).
+
+    The product over the band's sections of :math:`|B(e^{j\omega})|^2 / |A(e^{j\omega})|^2`, where
+    :math:`|p_0 + p_1 e^{-j\omega} + p_2 e^{-2j\omega}|^2 = (p_1 + (p_0 + p_2)\cos\omega)^2 +
+    ((p_0 - p_2)\sin\omega)^2` in real arithmetic (the same values as
+    :func:`scipy.signal.sosfreqz`, several times faster on the long grids of long renders).
+    """
+    omega = 2.0 * np.pi * np.fft.rfftfreq(n_fft)
+    cos, sin = np.cos(omega), np.sin(omega)
+
+    def power(p):  # |p0 + p1 z^-1 + p2 z^-2|^2 on the unit circle
+        return (p[1] + (p[0] + p[2]) * cos) ** 2 + ((p[0] - p[2]) * sin) ** 2
+
+    return torch.from_numpy(np.stack([np.prod([power(s[:3]) / power(s[3:]) for s in sos], axis=0)
+                                      for sos in octave_band_sos(sample_rate)]))
 
 
 def octave_band_power_responses(sample_rate: float, n_fft: int) -> tuple[np.ndarray, np.ndarray]:

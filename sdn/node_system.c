@@ -14,6 +14,7 @@
  */
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #define N 6
 #define NP 15
@@ -183,3 +184,13 @@ void sdn_node_system(int64_t n_bins, int64_t first, int64_t last, int single, co
         store(d_weights, Z, N * N, n_bins, f0, m, single);
     }
 }
+
+/* The backward pass, in single and double precision (node_system_backward.h). */
+#define NAME(x) x##_f32
+#define REAL float
+#include "node_system_backward.h"
+#undef NAME
+#undef REAL
+#define NAME(x) x##_f64
+#define REAL double
+#include "node_system_backward.h"

@@ -33,7 +33,7 @@ the same factors) every derivative is a sum of rank-one terms, e.g.
 Sums over matrix entries with the constant real weights :math:`a, w` are matrix products with
 constant coefficient matrices. Bins are processed in blocks of ``CACHE_BINS`` so that the
 per-bin temporaries stay in cache. On CPU tensors the same equations run compiled
-(:mod:`sdn.native`, ``node_system.c``), all bins in one call.
+(:mod:`sdn.native`, ``node_system.c``), all bins in one call, and so does the backward pass.
 """
 from __future__ import annotations
 
@@ -219,14 +219,21 @@ class NodeSystem(torch.autograd.Function):
         # The forward's holomorphic derivatives times the conjugated output gradient; torch takes
         # their conjugates (and the real part for the real weights).
         mic, d_pair, d_walls, d_source, d_mic, d_weights = ctx.saved_tensors
-        gy = grad.conj().reshape(1, 1, -1)
-        scaled = gy * torch.stack([d_source, mic], 1).flatten(1, 2)  # gy mu, gy c
-        by_weight = torch.einsum("bslf,blkf->slk", scaled.unflatten(1, (2, N_WALLS)), d_weights).real
-        g_walls = (gy * d_walls).conj().view(N_WALLS, ctx.batch, -1).sum(1)
-        g_pair, g_source, g_mic = ((gy * d_pair).conj(), scaled[:, :N_WALLS].conj(), (gy * d_mic).conj())
+        if native.available(grad):
+            g_pair, g_walls, g_source, g_mic = (torch.empty_like(t) for t in (d_pair, d_walls, d_source, d_mic))
+            by_weight = native.node_system_backward(grad.reshape(-1), mic[0], (d_pair[0], d_walls[0], d_source[0],
+                                                    d_mic[0], d_weights[0]), (g_pair[0], g_walls[0], g_source[0],
+                                                    g_mic[0])).to(mic.real.dtype)
+        else:
+            gy = grad.conj().reshape(1, 1, -1)
+            scaled = gy * torch.stack([d_source, mic], 1).flatten(1, 2)  # gy mu, gy c
+            by_weight = torch.einsum("bslf,blkf->slk", scaled.unflatten(1, (2, N_WALLS)), d_weights).real
+            by_weight[1].neg_()  # dY/dw_lk = -c_l Z_lk
+            g_pair, g_walls, g_source, g_mic = ((gy * d).conj() for d in (d_pair, d_walls, d_source, d_mic))
+        g_walls = g_walls.view(N_WALLS, ctx.batch, -1).sum(1)
         if ctx.batch > 1:
             g_pair, g_source, g_mic = (_unflat(g, ctx.batch) for g in (g_pair, g_source, g_mic))
-        return g_pair, g_walls, g_source, g_mic, by_weight[0], -by_weight[1]
+        return g_pair, g_walls, g_source, g_mic, by_weight[0], by_weight[1]
 
 
 def _flat(values: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .allocator import keep_freed_memory
 from .config import RoomConfig, load_room_config
 
 __all__ = ["find_root", "setup", "room_config", "output_folder", "target_caveat", "CAVEAT_CLASS"]
@@ -57,7 +58,8 @@ def find_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def setup(*files: str) -> Path:
-    """Prepare a notebook: working directory at the repository root, measured files present.
+    """Prepare a notebook: working directory at the repository root, measured files present, freed
+    memory kept for reuse (:func:`sdn.allocator.keep_freed_memory`).
 
     Parameters
     ----------
@@ -79,6 +81,7 @@ def setup(*files: str) -> Path:
 
     root = find_root()
     os.chdir(root)
+    keep_freed_memory()  # training steps reuse each other's buffers (sdn.allocator)
     for message in QUIET:
         warnings.filterwarnings("ignore", message=message)
     for name in files:

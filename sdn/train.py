@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from . import __version__, run_folder
+from .allocator import keep_freed_memory
 from .baselines import absorption_from_reverberation_time
 from .config import ExperimentConfig, RoomConfig, config_hash, load_experiment, load_room_config
 from .evaluation import evaluate
@@ -442,6 +443,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # every epoch reuses the last one's buffers (sdn.allocator)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = None
     try:

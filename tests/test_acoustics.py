@@ -4,13 +4,14 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.signal
 import torch
 
 from sdn import acoustics as A
 from sdn import energy_ratios as R
 from sdn.echo_density import echo_density_profile
 from sdn.features import mel_energy_decay_relief
-from sdn.filterbank import octave_band_centres, octave_band_power_responses, octave_bands
+from sdn.filterbank import octave_band_centres, octave_band_power_responses, octave_band_sos, octave_bands
 
 FS = 16000
 
@@ -62,6 +63,38 @@ def test_exponential_decay_after_a_delay_and_in_a_batch():
         h[i, 300 + 100 * i:300 + 100 * i + d.size] = d
     np.testing.assert_allclose(A.reverberation_time(h, FS, "T30"), rts, rtol=1e-3)
     np.testing.assert_allclose(A.reverberation_time(h[1:2], FS, "T20"), rts[1:2], rtol=1e-3)
+
+
+@pytest.mark.parametrize("decay", ["T20", "T30", "EDT", (-0.1, -10.1)])
+@pytest.mark.parametrize("bands", [None, "octave"])
+def test_decay_fit_uses_exactly_the_samples_of_the_range(decay, bands):
+    """Against the ISO definition written out: a straight line (numpy.polyfit) through every sample
+    from the onset on whose EDC level lies in the range. Noisy decays after a leading silence
+    (whose level is 0 dB, which an EDT range must not take), one with exact zeros at its end, one
+    whose last sample holds a thousandth of its energy: its EDC stops at -30 dB, short of the
+    bottom of the T30 range (NaN)."""
+    rng = np.random.default_rng(3)
+    n = 2 * FS
+    h = rng.standard_normal((4, n)) * np.exp(-6.9 * np.arange(n) / FS / np.array([[0.3], [0.8], [1.5], [0.8]]))
+    h[:, :400] = 0.0
+    h[:, 400] = 30.0  # the direct sound: the onset
+    h[1, -3000:] = 0.0
+    h[2] += 1e-5 * rng.standard_normal(n)
+    h[3, -1] = math.sqrt(1e-3 * np.sum(h[3] ** 2))
+    got = A.reverberation_time(h, FS, decay, bands=bands, min_margin_db=None).reshape(4, -1)
+    signals = (h[:, None] if bands is None else octave_bands(torch.from_numpy(h), FS).numpy())
+    onset = A.impulse_response_onset(h)
+    upper, lower = A.DECAY_RANGES[decay] if isinstance(decay, str) else decay
+    for i in range(4):
+        for b in range(signals.shape[1]):
+            edc = np.cumsum(signals[i, b, ::-1] ** 2)[::-1]
+            with np.errstate(divide="ignore"):
+                level = 10 * np.log10(edc / edc[onset[i]])
+            in_range = (np.arange(n) >= onset[i]) & (level <= upper) & (level >= lower)
+            slope = np.polyfit(np.flatnonzero(in_range) / FS, level[in_range], 1)[0] if in_range.sum() >= 3 else 0
+            reached = np.any(level[onset[i]:] < lower)
+            expected = -60 / slope if reached and in_range.sum() >= 3 and slope < 0 else np.nan
+            np.testing.assert_allclose(got[i, b], expected, rtol=1e-9)
 
 
 @pytest.mark.parametrize("rt", [0.4, 1.1])
@@ -158,6 +191,15 @@ def test_octave_band_centres_and_flat_sum(fs, top):
     # each band passes its centre at 0 dB (zero-phase: |H|^2 = 1 there)
     for fc, r in zip(centres, resp):
         assert r[np.argmin(np.abs(freqs - fc))] == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("fs", [16000, 48000])
+def test_octave_band_responses_are_the_squared_sosfreqz_responses(fs):
+    """|H_b|^2 in real arithmetic against scipy's complex evaluation of the same sections."""
+    freqs, resp = octave_band_power_responses(fs, 2 ** 15 + 6)
+    for sos, r in zip(octave_band_sos(fs), resp):
+        expected = np.abs(scipy.signal.sosfreqz(sos, worN=freqs, fs=fs)[1]) ** 2
+        np.testing.assert_allclose(r, expected, rtol=1e-9, atol=1e-15)
 
 
 def test_octave_bands_time_domain_sum_and_zero_phase():

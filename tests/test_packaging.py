@@ -22,3 +22,11 @@ def test_environment_yml_lists_the_pyproject_dependencies():
     listed = {_name(r) for r in pip if not r.startswith("-e")}
     assert listed == declared
     assert "torch==2.13.0" in pip
+
+
+def test_the_compiled_kernels_sources_ship_with_the_package():
+    """A non-editable install builds sdn.native's library from the installed package's files."""
+    from sdn import native
+
+    shipped = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["sdn"]
+    assert sorted(shipped) == sorted(path.name for path in native.SOURCES + native.HEADERS)
