@@ -169,9 +169,10 @@ def _decay_fits(
         count = (end - first).clamp(min=0)
         slope = torch.full(count.shape, math.nan, dtype=torch.float64, device=x.device)
         for row in torch.nonzero(count >= 3).tolist():  # least-squares line through the stretch
-            segment = level[(*row, slice(int(first[tuple(row)]), int(end[tuple(row)])))]
-            centred = torch.arange(segment.shape[-1], dtype=torch.float64, device=x.device) - (segment.shape[-1] - 1) / 2
-            slope[tuple(row)] = (centred @ segment) / (centred @ centred) * sample_rate  # dB per second
+            row = tuple(row)
+            segment = level[(*row, slice(int(first[row]), int(end[row])))]
+            centred = torch.arange(len(segment), dtype=torch.float64, device=x.device) - (len(segment) - 1) / 2
+            slope[row] = (centred @ segment) / (centred @ centred) * sample_rate  # dB per second
         rt = -60.0 / slope
         # range reached: the EDC falls below the lower limit before the end of the record
         valid = (ref.squeeze(-1) > 0) & (end < n) & (count >= 3) & (slope < 0) & torch.isfinite(rt)

@@ -7,11 +7,11 @@ taps per SIMD instruction (figures in ``benchmarks/README.md``):
 - ``node_system.c`` (with ``node_system_backward.h``): the SDN's per-bin 6x6 solves and their
   derivatives (:mod:`sdn.node_system`), and the backward pass that scales the derivatives by the
   incoming gradient and sums the weights' gradients over the bins; a render's forward and
-  backward pass takes half the time. Tested, like the PyTorch implementation, against the dense
+  backward pass takes 0.7 of the time. Tested, like the PyTorch implementation, against the dense
   30x30 wave system and by gradcheck.
 - ``echo_density.c`` (with ``echo_density_kernel.h``): the soft echo-density profile of the
   paper's windows and its loss with the exact gradient (:mod:`sdn.echo_density`); the loss's
-  forward and backward pass takes a quarter of the time. Tested, like the PyTorch
+  forward and backward pass takes a sixth of the time. Tested, like the PyTorch
   implementation, against the released code's definition written as a loop, and by gradcheck.
 
 They run CPU tensors only; CUDA tensors, and machines without a C compiler, use the PyTorch
