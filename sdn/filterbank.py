@@ -12,8 +12,8 @@ Design (documented choice, ISO 3382-1 asks for octave filters per IEC 61260):
   evaluated in the frequency domain: the signal is multiplied by :math:`|H_b(e^{j\omega})|^2`
   (the sections' squared magnitudes, in real arithmetic) on an FFT grid long enough (record
   length plus :math:`30/f_{c,\min}` = 0.24 s, over which the lowest band's response decays by
-  more than 140 dB) for the circular convolution to equal the linear one. No edge padding heuristics, no
-  phase distortion, batched, runs on the input's device and is differentiable.
+  more than 140 dB) for the circular convolution to equal the linear one. No edge padding
+  heuristics, no phase distortion, batched, runs on the input's device and is differentiable.
 
 The zero-phase band gain :math:`|H_b|^2` is real and non-negative and adjacent bands cross at
 :math:`|H|^2 = 1/2` each, so the bands sum to nearly flat: between the lowest and the highest
