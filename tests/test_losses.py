@@ -300,6 +300,34 @@ def test_compiled_edp_in_float32_and_in_threads_agrees_with_pytorch_in_float64(m
     torch.testing.assert_close(threaded_grad, grad64, rtol=1e-10, atol=1e-12 * torch.max(torch.abs(grad64)).item())
 
 
+@pytest.mark.parametrize("dtype, bound", [(torch.float32, 5e-7), (torch.float64, 2e-15)])  # 4.0e-7, 7.6e-16
+def test_compiled_soft_indicators_are_tanh_to_a_few_units_in_the_last_place(dtype, bound):
+    """The C kernel's tanh (from a polynomial for 2^r) against libm's tanh in float64/long double.
+
+    With the two-tap window w = (1/4, 3/4) and every other sample zero, each window holds one
+    nonzero sample a: sigma = |a|/2 when a is the first tap, sigma = |a| sqrt(3)/2 when it is the
+    second, so S is a sum of two tanh of arguments of both signs, from 1e-15 to beyond where tanh
+    rounds to +-1 and where the kernel clamps its exponent."""
+    from sdn import native
+
+    assert native.available(torch.zeros(1)), "the C kernels did not build (see sdn.native)"
+    magnitudes = np.logspace(-15, 3, 4001)  # squares stay normal numbers in float32
+    h = np.zeros(2 * magnitudes.size + 1)
+    h[:-1:2] = magnitudes * np.where(np.arange(magnitudes.size) % 2, 1, -1)
+    window = np.array([0.25, 0.75])
+    kappa = np.ones(h.size - 2)
+    h = torch.tensor(h, dtype=dtype)
+    sums, _ = native.soft_echo_density(h[None], torch.tensor(kappa, dtype=dtype), torch.tensor(window, dtype=dtype))
+    h = h.numpy().astype(np.longdouble)
+    taps = np.abs(np.stack([h[:-2], h[1:-1]], axis=1))
+    sigma = np.sqrt(taps ** 2 @ window.astype(np.longdouble))
+    t = np.tanh((taps - sigma[:, None]) / 2)  # kappa = 1
+    exact = t @ window.astype(np.longdouble)
+    scale = np.abs(t) @ window.astype(np.longdouble)  # what the rounding of each term is relative to
+    error = np.abs(sums[0].numpy().astype(np.longdouble) - exact) / scale
+    assert float(np.max(error[scale > 0])) < bound
+
+
 # ----------------------------------------------------------------------------- losses
 
 LOSSES = {
