@@ -38,6 +38,7 @@ import torch
 from .delays import DelayLine, grid_response, line_response
 from .geometry import N_WALLS
 from .node_system import PAIRS, NodeSystem
+from .real_fft import irfft
 
 BINS_PER_CHUNK = 1 << 15  # frequency bins per solve when no gradient is needed (bounds memory)
 
@@ -129,7 +130,7 @@ def impulse_response(net: Network, n_fft: int, aliasing_db: float) -> torch.Tens
     else:
         Y = _subgrid_transfer(net, n_fft, log_r)[..., :n_bins]
     n = torch.arange(n_fft, dtype=dtype, device=Y.device)
-    return torch.fft.irfft(Y, n=n_fft) * torch.exp(log_r * n)
+    return irfft(Y, n_fft) * torch.exp(log_r * n)
 
 
 def _subgrid_transfer(net: Network, n_fft: int, log_r: float) -> torch.Tensor:

@@ -51,6 +51,8 @@ from typing import NamedTuple
 
 import torch
 
+from .real_fft import irfft, rfft
+
 #: Half-width of the interpolator in samples: 2 * HALF_WIDTH taps.
 HALF_WIDTH = 16
 #: Kaiser window shape parameter (chosen for the flattest response up to 0.375 fs at 32 taps).
@@ -226,7 +228,7 @@ class _SparseRealFFT(torch.autograd.Function):
     def forward(ctx, values, sample, n_fft):
         ctx.save_for_backward(sample)
         ctx.n_fft = n_fft
-        return torch.fft.rfft(values.new_zeros(*values.shape[:-1], n_fft).scatter_add_(-1, sample, values))
+        return rfft(values.new_zeros(*values.shape[:-1], n_fft).scatter_add_(-1, sample, values), n_fft)
 
     @staticmethod
     def backward(ctx, grad):
@@ -234,7 +236,7 @@ class _SparseRealFFT(torch.autograd.Function):
         # counts the first and last bins half, plus their other half.
         sample, = ctx.saved_tensors
         edges = grad[..., 0].real.unsqueeze(-1) + grad[..., -1].real.unsqueeze(-1) * (1 - 2 * (sample % 2))
-        return (torch.fft.irfft(grad, n=ctx.n_fft) * (ctx.n_fft / 2)).gather(-1, sample) + edges / 2, None, None
+        return (irfft(grad, ctx.n_fft) * (ctx.n_fft / 2)).gather(-1, sample) + edges / 2, None, None
 
 
 def _powers(z_log: torch.Tensor, stride: int, n: int) -> torch.Tensor:
