@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.special import i0
+from scipy.special import i0, i1
 
 from sdn.delays import HALF_WIDTH, KAISER_BETA, fractional_line, interpolation_window, line_gain
 
@@ -32,6 +32,19 @@ def test_window_equals_kaiser_minus_its_edge_value_from_scipy_bessel():
     u = np.linspace(-1.2, 1.2, 2001)
     expected = np.where(np.abs(u) < 1, (i0(KAISER_BETA * np.sqrt(np.clip(1 - u * u, 0, None))) - 1) / (i0(KAISER_BETA) - 1), 0)
     np.testing.assert_allclose(interpolation_window(torch.tensor(u)).numpy(), expected, atol=1e-14)
+
+
+def test_window_derivative_equals_the_kaiser_windows():
+    """d/du of (I0(beta sqrt(1 - u^2)) - 1) / (I0(beta) - 1) is -beta u I1(beta s) / (s (I0(beta) - 1)),
+    s = sqrt(1 - u^2), and 0 outside |u| < 1."""
+    u = torch.tensor(np.concatenate([np.linspace(-1.2, 1.2, 2001), [0.0]]), requires_grad=True)
+    interpolation_window(u).sum().backward()
+    x = u.detach().numpy()
+    s = np.sqrt(np.clip(1 - x * x, 1e-300, None))
+    expected = np.where(np.abs(x) < 1, -KAISER_BETA * x * i1(KAISER_BETA * s) / (s * (i0(KAISER_BETA) - 1)), 0)
+    np.testing.assert_allclose(u.grad.numpy(), expected, atol=1e-13)
+    torch.autograd.gradcheck(interpolation_window, (torch.tensor([-0.7, 0.0, 0.3, 0.999], dtype=torch.float64,
+                                                                  requires_grad=True),))
 
 
 FRACTIONS = np.linspace(0.0, 1.0, 101)[:-1]
