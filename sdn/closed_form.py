@@ -92,8 +92,11 @@ def transfer_function(net: Network, z_log: torch.Tensor) -> torch.Tensor:
 
 def _transfer(net: Network, respond) -> torch.Tensor:
     """Y on a set of frequencies, given ``respond(line)``, the responses (..., F) of a DelayLine there."""
-    E_source, E_pair, E_mic, E_direct = (respond(line) for line in (net.source_node, net.node_pair, net.node_mic,
-                                                                    net.direct))  # (..., n, F)
+    # The four sets of lines in one call (they share the positions and the number of taps): one
+    # FFT of their 28 rows took 1.7 ms, one per set 2.4 ms (16384-bin grid, float32).
+    lines = (net.source_node, net.node_pair, net.node_mic, net.direct)
+    joined = DelayLine(torch.cat([line.offset for line in lines], -1), torch.cat([line.taps for line in lines], -2))
+    E_source, E_pair, E_mic, E_direct = respond(joined).split([line.offset.shape[-1] for line in lines], -2)
     H = respond(DelayLine(net.wall_taps.new_zeros(N_WALLS), net.wall_taps))  # (6, F)
     source = net.injection.unsqueeze(-1) * E_source
     mic = net.mic_gain.unsqueeze(-1) * E_mic * H
