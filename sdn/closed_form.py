@@ -93,7 +93,7 @@ def transfer_function(net: Network, z_log: torch.Tensor) -> torch.Tensor:
 def _transfer(net: Network, respond) -> torch.Tensor:
     """Y on a set of frequencies, given ``respond(line)``, the responses (..., F) of a DelayLine there."""
     # The four sets of lines in one call (they share the positions and the number of taps): one
-    # FFT of their 28 rows took 1.7 ms, one per set 2.4 ms (16384-bin grid, float32).
+    # FFT of their 28 rows took 1.7 ms, one per set 2.4 ms (32768 points, float32).
     lines = (net.source_node, net.node_pair, net.node_mic, net.direct)
     joined = DelayLine(torch.cat([line.offset for line in lines], -1), torch.cat([line.taps for line in lines], -2))
     E_source, E_pair, E_mic, E_direct = respond(joined).split([line.offset.shape[-1] for line in lines], -2)
