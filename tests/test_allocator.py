@@ -16,7 +16,7 @@ import resource, sys, torch
 from sdn.allocator import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 faults = []
-for _ in range(ROUNDS):
+for _ in range(int(sys.argv[2])):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.empty(16 * 2**20).fill_(1.0)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -27,8 +27,8 @@ ROUNDS, SETTLED = 40, 20
 
 
 def _faults(mode: str) -> tuple[str, list[int]]:
-    kept, *faults = subprocess.run([sys.executable, "-c", PROGRAM.replace("ROUNDS", str(ROUNDS)), mode], capture_output=True, text=True,
-                                   check=True).stdout.split()
+    kept, *faults = subprocess.run([sys.executable, "-c", PROGRAM, mode, str(ROUNDS)], capture_output=True,
+                                   text=True, check=True).stdout.split()
     return kept, [int(f) for f in faults]
 
 
