@@ -140,16 +140,17 @@ def _shares(count: int, minimum: int = 512) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _slots(parts: list) -> int:
+def _threads(parts: list) -> int:
     """Threads that run ``parts``: the calling thread and up to ``torch.get_num_threads() - 1`` workers."""
     return min(len(parts), torch.get_num_threads())
 
 
 def _in_threads(run, parts: list[tuple[int, int]]) -> None:
-    """``run(first, last, slot)`` once for every part, by :func:`_slots` threads, each taking the
-    next part when free (a kernel call releases the GIL); ``slot`` numbers the thread (0 is the
-    calling one), so that a buffer per slot needs no lock. Returns when every part has run;
-    raises the first error."""
+    """``run(first, last, index)`` once for every part, by :func:`_threads` threads, each taking
+    the next part when free (a kernel call releases the GIL). ``index`` numbers the part, so that
+    a buffer per part needs no lock, and sums over parts come out the same whichever thread ran
+    which part (with a buffer per thread, the gradients' rounding, and so a fit's trajectory,
+    changed from run to run). Returns when every part has run; raises the first error."""
     if len(parts) == 1:
         run(*parts[0], 0)
         return
@@ -157,21 +158,21 @@ def _in_threads(run, parts: list[tuple[int, int]]) -> None:
     finished = [threading.Event() for _ in parts]
     errors = []
 
-    def work(slot: int) -> None:
-        for part in iter(claims.__next__, None):
-            if part >= len(parts):
+    def work() -> None:
+        for index in iter(claims.__next__, None):
+            if index >= len(parts):
                 return
             try:
-                run(*parts[part], slot)
+                run(*parts[index], index)
             except BaseException as error:  # re-raised by the calling thread
                 errors.append(error)
             finally:
-                finished[part].set()
+                finished[index].set()
 
-    workers = _slots(parts) - 1
-    for slot in range(1, workers + 1):
-        _pool(workers).submit(work, slot)
-    work(0)
+    workers = _threads(parts) - 1
+    for _ in range(workers):
+        _pool(workers).submit(work)
+    work()
     for event in finished:  # parts claimed by a worker that is still at them
         event.wait()
     if errors:
@@ -203,8 +204,8 @@ def node_system(pair, walls, source, mic, junction, extraction, out, derivatives
     assert all(t.is_contiguous() and t.dtype == out.dtype for t in inputs + written)
     pointers = [t.data_ptr() for t in inputs + weights + written] + [None] * (5 if derivatives is None else 0)
     n_bins = out.shape[-1]
-    _in_threads(lambda first, last, slot: _library().sdn_node_system(n_bins, first, last, out.dtype == torch.complex64,
-                                                                     *pointers), _shares(n_bins))
+    _in_threads(lambda first, last, index: _library().sdn_node_system(n_bins, first, last, out.dtype == torch.complex64,
+                                                                      *pointers), _shares(n_bins))
 
 
 def node_system_backward(grad, mic, derivatives, gradients) -> torch.Tensor:
@@ -233,9 +234,9 @@ def node_system_backward(grad, mic, derivatives, gradients) -> torch.Tensor:
     pointers = [t.data_ptr() for t in [*tensors, *gradients]]
     n_bins = grad.shape[-1]
     parts = _shares(n_bins)
-    weights = torch.zeros((_slots(parts), 2, 6, 6), dtype=torch.float64)  # a sum per thread
+    weights = torch.zeros((len(parts), 2, 6, 6), dtype=torch.float64)  # a sum per part
     kernel = getattr(_library(), "sdn_node_system_backward_" + ("f32" if grad.dtype == torch.complex64 else "f64"))
-    _in_threads(lambda first, last, slot: kernel(n_bins, first, last, *pointers, weights[slot].data_ptr()), parts)
+    _in_threads(lambda first, last, index: kernel(n_bins, first, last, *pointers, weights[index].data_ptr()), parts)
     return weights.sum(0)
 
 
@@ -278,14 +279,14 @@ def soft_echo_density(h, kappa, window, target=None, grad_sums=None, scale=1.0):
     sums = torch.empty((rows, width), dtype=h.dtype)
     parts = _shares(width)
     gradient = target is not None or grad_sums is not None
-    # each thread adds its windows' gradient terms into its own rows (windows overlap)
-    grads = torch.zeros((_slots(parts), rows, samples), dtype=h.dtype) if gradient else None
+    # each part adds its windows' gradient terms into its own rows (windows overlap)
+    grads = torch.zeros((len(parts), rows, samples), dtype=h.dtype) if gradient else None
     kernel = getattr(_library(), "sdn_soft_echo_density_" + ("f32" if h.dtype == torch.float32 else "f64"))
     pointers = [None if t is None else t.data_ptr() for t in inputs]
 
-    def run(first: int, last: int, slot: int) -> None:
+    def run(first: int, last: int, index: int) -> None:
         kernel(rows, samples, length, first, last, *pointers, scale, sums.data_ptr(),
-               grads[slot].data_ptr() if gradient else None)
+               grads[index].data_ptr() if gradient else None)
 
     _in_threads(run, parts)
     if not gradient:
