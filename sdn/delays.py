@@ -91,7 +91,8 @@ class _KaiserSeries(torch.autograd.Function):
     r""":math:`\sum_k c_k v^k` and, for the backward pass, its derivative :math:`\sum_k k c_k v^{k-1}`,
     from the powers of :math:`v` (one cumulative product): one autograd node instead of the two
     products that each of the 29 steps of Horner's rule records (the window's forward and
-    backward took 0.69 ms that way for the 28 lines of a training step, 32 taps each)."""
+    backward for the 28 lines of a training step, 32 taps each, took 0.45-0.69 ms that way and
+    0.20 ms this way)."""
 
     @staticmethod
     def forward(ctx, v):

@@ -4,11 +4,10 @@ torch 2.13's CPU build computes one real FFT of many points several times slower
 batch (MKL): on the project's 2-core AMD EPYC (AVX-512), one real FFT of 32768 points took 385 us
 and a batch of two 203 us; of 16384 points, 240 against 97 us; of 8192 points, 39 against 47 us
 (``benchmarks/bench_fft.py`` prints these for the machine at hand). A training step of one
-position has two such single transforms, the rendered response's inverse FFT and its adjoint in
-the backward pass, and so had the delay lines' FFTs before they were joined into one batch. So from
-:data:`LONG` points on, on the CPU, a single transform is computed as the first row of a batch of
-two identical rows: the same transform, rounded differently. Autograd's backward then runs on the
-batch of two as well.
+position has two such single transforms: the rendered response's inverse FFT and its adjoint in
+the backward pass. So from :data:`LONG` points on, on the CPU, a single transform is computed as
+the first row of a batch of two identical rows: the same transform, rounded differently.
+Autograd's backward then runs on the batch of two as well.
 """
 from __future__ import annotations
 
