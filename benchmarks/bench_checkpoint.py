@@ -7,9 +7,7 @@ torch.load of the same content, and the checksum alone.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -17,17 +15,13 @@ import torch
 import sdn
 from sdn import checkpoint
 from sdn.run_folder import TRAINING_CHECKPOINT_FORMAT
+from timing import median_seconds
 
 ROOM = sdn.Room((5.46, 14.52, 3.38), (2.28, 0.96, 1.20), (0.649, 4.021, 1.137))
 
 
 def median_ms(action, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        times.append(1e3 * (time.perf_counter() - started))
-    return statistics.median(times)
+    return median_seconds(action, repeats) * 1e3
 
 
 def main() -> None:

@@ -10,23 +10,15 @@ row. Where two rows take less time than one, :mod:`sdn.real_fft` batches transfo
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from sdn.real_fft import LONG, irfft, rfft
+from timing import median_seconds
 
 
 def median_us(function, repeats: int) -> float:
-    for _ in range(10):
-        function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e6
+    return median_seconds(function, repeats, warmup=10) * 1e6
 
 
 def main() -> None:

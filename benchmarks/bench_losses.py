@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import torch
 
 from sdn.losses import EDCLoss, EDPLoss, MelEDRLoss, SDNLoss
+from timing import median_seconds
 
 SAMPLE_RATE = 16000
 N_SAMPLES = 16000
@@ -43,14 +42,7 @@ def time_loss(loss_fn, pred: torch.Tensor, target: torch.Tensor, repeats: int, w
         total = out["total"] if isinstance(out, dict) else out
         total.backward()
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(step, repeats, warmup)
 
 
 def profile_edp(pred: torch.Tensor, target: torch.Tensor, steps: int = 20) -> None:
