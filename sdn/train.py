@@ -34,11 +34,13 @@ folder, corrupt checkpoint), reported in one line; 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
 import platform
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +232,12 @@ def fit(
     ValueError
         For a device that is not available, or ``resume`` together with ``overwrite``.
 
+    Notes
+    -----
+    The initial model is evaluated on a second thread, on a copy, while the epochs run
+    (:func:`_in_background`): its render is the longest of the fit, and on two cores the fit no
+    longer waits for it. An error there is raised when the fit has finished its epochs.
+
     Examples
     --------
     >>> from sdn.config import load_experiment
@@ -272,7 +280,8 @@ def fit(
         "resume_hash": hashes["resume_hash"],
         "versions": versions(),
     }
-    initial, _ = _model_metrics(model, y, loss_fn, max_eval_seconds)
+    initial = _in_background(_model_metrics, copy.deepcopy(model), y, SDNLoss(fs, weights=loss_fn.weights),
+                             max_eval_seconds)
     history, best = [], None
     if saved is not None:
         run_folder.restore(model, optimizer, saved, run_dir / "checkpoint.pt")
@@ -310,7 +319,7 @@ def fit(
     if stopped is not None:
         model.load_state_dict(last_good)  # weights that produced the last finite loss
     trained, ir = _model_metrics(model, y, loss_fn, max_eval_seconds)
-    metrics = {"target": evaluate(y, None, fs), "initial": initial, "trained": trained}
+    metrics = {"target": evaluate(y, None, fs), "initial": initial.result()[0], "trained": trained}
     metrics["stopped"] = None if stopped is None else str(stopped)
     metrics["best_epoch"] = None if best is None else best["epoch"]
     metrics["plateau_epoch"] = plateau_epoch
@@ -365,6 +374,22 @@ def _model_metrics(model: SDN, y: torch.Tensor, loss_fn, max_seconds: float) -> 
     with torch.no_grad():
         entry.update({f"loss_{k}": v.item() for k, v in loss_fn(unit_norm_render(model, y.shape[-1]), y).items()})
     return entry, h
+
+
+def _in_background(function, *args) -> Future:
+    """``function(*args)`` on a thread of its own, started now; ``result()`` waits for it.
+
+    :func:`fit` evaluates the initial model there, on a copy, alongside the epochs: the untrained
+    SDN decays slowly (T30 about 15 s), so its evaluation, a render of about 23 s and its acoustic
+    parameters, is the longest of a fit (0.7-0.8 s on the 2-core machine of
+    ``benchmarks/README.md``, next to 6-7 s for 300 epochs of ``correction_fir6``), and it does
+    not depend on training. The thread computes what the calling thread would have: every
+    operation gives the same result on any thread.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdn-fit")
+    future = pool.submit(function, *args)
+    pool.shutdown(wait=False)  # the thread ends when the function returns
+    return future
 
 
 def _one_line(err: BaseException, limit: int = 600) -> str:

@@ -69,6 +69,31 @@ def test_fit_reduces_loss_and_recovers_wall_gains(float64_default):
     assert trained["edc_error_db"] < initial["edc_error_db"]
 
 
+def test_initial_metrics_are_those_of_the_untrained_model():
+    # fit evaluates the initial model on another thread while training changes the weights: the
+    # result must be the untrained model's, as a fit of 0 epochs measures it on this thread
+    target = synthetic_target()
+    trained = fit(experiment(), ROOM_CONFIG, target=target, progress=False, max_eval_seconds=1.0)
+    untrained = fit(experiment(epochs=0), ROOM_CONFIG, target=target, progress=False, max_eval_seconds=1.0)
+    same = [json.dumps(m, sort_keys=True) for m in (trained.metrics["initial"], untrained.metrics["trained"],
+                                                     untrained.metrics["initial"])]  # NaN equals NaN here
+    assert same[0] == same[1] == same[2]
+    assert trained.metrics["trained"]["loss_total"] < trained.metrics["initial"]["loss_total"]
+
+
+def test_an_error_in_the_initial_evaluation_is_raised(monkeypatch):
+    original = sdn.train._model_metrics
+
+    def failing(model, *args):
+        if model.wall_logit.grad is None:  # the untrained copy
+            raise RuntimeError("evaluation failed")
+        return original(model, *args)
+
+    monkeypatch.setattr(sdn.train, "_model_metrics", failing)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        fit(experiment(), ROOM_CONFIG, target=synthetic_target(), progress=False, max_eval_seconds=1.0)
+
+
 def test_run_folder_contents(tmp_path):
     result = fit(experiment(), ROOM_CONFIG, out=tmp_path, target=synthetic_target(), progress=False, max_eval_seconds=1.0)
     for name in ("config.json", "history.csv", "checkpoint.pt", "model.pt", "best.pt", "ir.wav", "metrics.json"):
