@@ -5,7 +5,8 @@
                                      [--malloc-defaults]
 
 Each configuration runs the same code as ``python -m sdn.train`` (``sdn.train.fit``), in memory:
-the total includes the evaluation of the initial and the trained model, and whatever the package
+the total includes the evaluation of the target and the trained model, that of the initial model
+(on a second thread, alongside the epochs) as far as it outlasts them, and whatever the package
 imports lazily. Like the command line, it keeps freed memory for reuse (``sdn.allocator``) unless
 ``--malloc-defaults``. One import is timed apart, before the fits: ``torch._dynamo``, which
 ``torch.optim`` loads when a process builds its first optimiser (about 2 s).

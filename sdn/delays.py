@@ -255,7 +255,7 @@ class _SparseRealFFT(torch.autograd.Function):
         # counts the first and last bins half, plus their other half.
         sample, = ctx.saved_tensors
         edges = grad[..., 0].real.unsqueeze(-1) + grad[..., -1].real.unsqueeze(-1) * (1 - 2 * (sample % 2))
-        return (irfft(grad, ctx.n_fft) * (ctx.n_fft / 2)).gather(-1, sample) + edges / 2, None, None
+        return irfft(grad, ctx.n_fft).gather(-1, sample) * (ctx.n_fft / 2) + edges / 2, None, None
 
 
 def _powers(z_log: torch.Tensor, stride: int, n: int) -> torch.Tensor:
