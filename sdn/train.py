@@ -381,7 +381,7 @@ def _in_background(function, *args) -> Future:
 
     :func:`fit` evaluates the initial model there, on a copy, alongside the epochs: the untrained
     SDN decays slowly (T30 about 15 s), so its evaluation, a render of about 23 s and its acoustic
-    parameters, is the longest of a fit (0.7-0.8 s on the 2-core machine of
+    parameters, is the longest of a fit (about 0.8 s on the 2-core machine of
     ``benchmarks/README.md``, next to 6-7 s for 300 epochs of ``correction_fir6``), and it does
     not depend on training. The thread computes what the calling thread would have: every
     operation gives the same result on any thread.
