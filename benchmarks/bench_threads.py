@@ -30,8 +30,7 @@ def measure(threads: int, experiment_name: str, epochs: int, repeats: int) -> di
     import torch
 
     import sdn
-    from sdn.config import load_experiment
-    from sdn.data import load_room_config
+    from sdn.config import load_experiment, load_room_config
     from sdn.train import fit
 
     torch.set_num_threads(threads)
@@ -45,7 +44,7 @@ def measure(threads: int, experiment_name: str, epochs: int, repeats: int) -> di
         times.append(time.perf_counter() - started)
     room_config = load_room_config(REPO / "config/rooms/homula_s1_r2hom1.yaml")
     experiment = load_experiment(REPO / "config/experiments" / f"{experiment_name}.yaml")
-    history = fit(experiment, room_config, epochs=epochs, progress=False, eval_seconds=1.0).history
+    history = fit(experiment, room_config, epochs=epochs, progress=False, max_eval_seconds=1.0).history
     seconds = [row["seconds"] for row in history]
     return {"forward_backward_ms": 1e3 * statistics.median(times[2:]), "epoch_s": statistics.median(seconds),
             "fit_s": sum(seconds), "threads": torch.get_num_threads()}
