@@ -15,10 +15,8 @@ taps per SIMD instruction (figures in ``benchmarks/README.md``):
   implementation, against the released code's definition written as a loop, and by gradcheck.
 
 They run CPU tensors only; CUDA tensors, and machines without a C compiler, use the PyTorch
-implementations. The node system's forward pass shares its bins out among every core the process
-may run on (its CPU affinity), whatever torch's thread count: each bin is solved on its own, so
-the result is the same however they are shared. The other kernels sum over their parts, and the
-parts depend on the thread count, so they keep to ``torch.get_num_threads()`` threads.
+implementations. With several torch threads (``torch.set_num_threads``), a kernel's bins or
+windows are shared out among that many threads.
 
 The library is compiled once per source, compiler and CPU into the cache directory
 (``$SDN_CACHE_DIR``, else ``$XDG_CACHE_HOME/sdn`` or ``~/.cache/sdn``), in well under a second.
@@ -133,31 +131,26 @@ if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's t
     os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
-def _cores() -> int:
-    """The cores this process may run on: its CPU affinity (``taskset``, a cgroup's cpuset) where
-    the system reports it, else the CPU count."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _shares(count: int, minimum: int = 512, threads: int | None = None) -> list[tuple[int, int]]:
-    """``[first, last)`` ranges that split ``count`` items into parts for ``threads`` threads
-    (default ``torch.get_num_threads()``), none shorter than ``minimum`` items (a part costs tens
-    of microseconds)."""
-    threads = threads or torch.get_num_threads()
+def _shares(count: int, minimum: int = 512) -> list[tuple[int, int]]:
+    """``[first, last)`` ranges that split ``count`` items into parts for ``torch.get_num_threads()``
+    threads, none shorter than ``minimum`` items (a part costs tens of microseconds)."""
+    threads = torch.get_num_threads()
     n = 1 if threads == 1 else max(1, min(PARTS_PER_THREAD * threads, count // minimum))
     bounds = [count * k // n for k in range(n + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _in_threads(run, parts: list[tuple[int, int]], threads: int | None = None) -> None:
-    """``run(first, last, index)`` once for every part, by the calling thread and up to
-    ``threads - 1`` workers (default ``torch.get_num_threads()`` in all), each taking the next part
-    when free (a kernel call releases the GIL). ``index`` numbers the part, so that a buffer per
-    part needs no lock, and sums over parts come out the same whichever thread ran which part
-    (with a buffer per thread, the gradients' rounding, and so a fit's trajectory, changed from
-    run to run). Returns when every part has run; raises the first error."""
+def _threads(parts: list) -> int:
+    """Threads that run ``parts``: the calling thread and up to ``torch.get_num_threads() - 1`` workers."""
+    return min(len(parts), torch.get_num_threads())
+
+
+def _in_threads(run, parts: list[tuple[int, int]]) -> None:
+    """``run(first, last, index)`` once for every part, by :func:`_threads` threads, each taking
+    the next part when free (a kernel call releases the GIL). ``index`` numbers the part, so that
+    a buffer per part needs no lock, and sums over parts come out the same whichever thread ran
+    which part (with a buffer per thread, the gradients' rounding, and so a fit's trajectory,
+    changed from run to run). Returns when every part has run; raises the first error."""
     if len(parts) == 1:
         run(*parts[0], 0)
         return
@@ -176,7 +169,7 @@ def _in_threads(run, parts: list[tuple[int, int]], threads: int | None = None) -
             finally:
                 finished[index].set()
 
-    workers = min(len(parts), threads or torch.get_num_threads()) - 1
+    workers = _threads(parts) - 1
     for _ in range(workers):
         _pool(workers).submit(work)
     work()
@@ -211,12 +204,8 @@ def node_system(pair, walls, source, mic, junction, extraction, out, derivatives
     assert all(t.is_contiguous() and t.dtype == out.dtype for t in inputs + written)
     pointers = [t.data_ptr() for t in inputs + weights + written] + [None] * (5 if derivatives is None else 0)
     n_bins = out.shape[-1]
-    # Every bin is solved on its own: however the bins are shared out, the result is the same, so
-    # this kernel uses every core the process may run on, whatever torch's thread count (a worker
-    # that wakes late leaves its parts to the calling thread, so a busy core costs little).
-    threads = max(torch.get_num_threads(), _cores())
     _in_threads(lambda first, last, index: _library().sdn_node_system(n_bins, first, last, out.dtype == torch.complex64,
-                                                                      *pointers), _shares(n_bins, threads=threads), threads)
+                                                                      *pointers), _shares(n_bins))
 
 
 def node_system_backward(grad, mic, derivatives, gradients) -> torch.Tensor:

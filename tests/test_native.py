@@ -8,7 +8,7 @@ from sdn.echo_density import echo_density_window
 BINS = 4097
 
 
-def _in_reverse(run, parts, threads=None):
+def _in_reverse(run, parts):
     """One thread, the parts in reverse order: what a scheduler may do."""
     for index in reversed(range(len(parts))):
         run(*parts[index], index)
@@ -42,25 +42,3 @@ def test_sums_over_parts_do_not_depend_on_the_threads_that_ran_them(kernel, monk
     threaded = kernel(torch.Generator().manual_seed(0))
     monkeypatch.setattr(native, "_in_threads", _in_reverse)
     assert torch.equal(kernel(torch.Generator().manual_seed(0)), threaded)
-
-
-def test_node_system_does_not_depend_on_the_cores_it_runs_on(monkeypatch):
-    # the per-bin solve uses every core the process may run on, whatever torch's thread count:
-    # shared out in parts among three threads, every bin comes out as in one part on one thread
-    assert native.available(torch.zeros(1)), "the C kernels did not build (see sdn.native)"
-    generator = torch.Generator().manual_seed(1)
-
-    def c(*shape):
-        return 0.3 * torch.randn(*shape, BINS, dtype=torch.complex64, generator=generator)
-
-    inputs = (c(15), c(6), c(6), c(6), *torch.rand(2, 6, 6, dtype=torch.float64, generator=generator))
-    results = {}
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    for cores in (1, 3):
-        monkeypatch.setattr(native, "_cores", lambda: cores)
-        out, derivatives = torch.empty(BINS, dtype=torch.complex64), tuple(c(*s) for s in ((15,), (6,), (6,), (6,), (6, 6)))
-        native.node_system(*inputs, out, derivatives)
-        results[cores] = (out, *derivatives)
-    assert len(native._shares(BINS, threads=3)) > 1
-    for one, shared in zip(results[1], results[3]):
-        assert torch.equal(one, shared)
