@@ -280,6 +280,7 @@ def fit(
         "resume_hash": hashes["resume_hash"],
         "versions": versions(),
     }
+    # its own copy of the model, which training changes, and its own loss, which caches the target's features
     initial = _in_background(_model_metrics, copy.deepcopy(model), y, SDNLoss(fs, weights=loss_fn.weights),
                              max_eval_seconds)
     history, best = [], None
