@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test reproduce reproduce-quick book clean
+.PHONY: install test reproduce reproduce-quick verify book clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ reproduce: $(STAMP)
 # Same notebooks and code with few epochs, into results-quick/ (git-ignored).
 reproduce-quick: $(STAMP)
 	$(PY) pipeline.py --quick
+
+# Rerun a few fits of the committed ensemble on this machine; one verdict per fit (bit-identical,
+# within the committed ensemble's range, or outside it) and the compute path of both sides.
+verify: $(STAMP)
+	$(PY) pipeline.py --verify
 
 # The book from the committed results/ only: runs no notebook. MathJax comes from npm (once).
 book: $(STAMP)

@@ -9,6 +9,7 @@
                                          # the whole study on another room configuration
     python pipeline.py --jobs 1          # one notebook at a time (default: one per core, at most 4)
     python pipeline.py --sync-notebooks  # rewrite every notebook's Colab badge and install cell
+    python pipeline.py --verify          # rerun correction_fir6 at seeds 0-2 here, compare with results/
 
 The list ``RUNS`` below is the whole study: one line per executed notebook. A notebook joins the
 book by its output name: ``book/_toc.yml`` names each page ``generated/<name>``, and the
@@ -35,7 +36,7 @@ has none.
 
 Outputs in the results folder: ``notebooks/<name>.ipynb`` (executed; their install cell clones the
 commit they were made from), ``runtimes.csv`` (seconds per run) and ``environment.csv`` (versions
-of what produced them). The book is built from a staged copy of ``book/`` into which the executed
+of what produced them and the compute path of its fits, :func:`compute_path_rows`). The book is built from a staged copy of ``book/`` into which the executed
 notebooks and those two tables are copied; a missing notebook, one that holds an error output, or
 any Sphinx warning fails the build.
 """
@@ -163,8 +164,14 @@ RUNS: list[Run] = [
           quick={"max_eval_seconds": 2.0, **({} if name in BASELINES else {"epochs": 3})},
           title=f"02 · Fitting {name}", after=("01_calibration",))
       for name in FITS],
-    # Tables and figures from every run folder, then audio, then the results page.
-    Run("03_evaluation.ipynb", "03_evaluation", {"room": "{room}"}, after=("02_train",)),
+    # Seeds 1 to 7 of the paper's configurations and their converged variants (seed 0: the runs
+    # above), in parallel processes; independent of the runs above, so it starts after 01.
+    Run("09_ensemble.ipynb", "09_ensemble",
+        {"room": "{room}", "n_seeds": 8, "epochs": None, "max_eval_seconds": 30.0},
+        quick={"n_seeds": 2, "epochs": 3, "max_eval_seconds": 2.0}, after=("01_calibration",)),
+    # Tables (ensemble.csv, summary.csv) and figures from every run folder and the ensemble, then
+    # audio, then the results page.
+    Run("03_evaluation.ipynb", "03_evaluation", {"room": "{room}"}, after=("02_train", "09_ensemble")),
     Run("04_listening.ipynb", "04_listening", {"room": "{room}", "duration": 3.0}, quick={"duration": 2.0},
         after=("02_train",)),
     Run("05_results.ipynb", "05_results", {"room": "{room}"}, after=("03_evaluation",)),
@@ -418,10 +425,21 @@ def record_environment(results: Path) -> None:
             rows.append((package, importlib.metadata.version(package)))
         except importlib.metadata.PackageNotFoundError:
             rows.append((package, "not installed"))
+    rows += compute_path_rows()
     with (results / "environment.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["component", "version"])
         writer.writerows(rows)
+
+
+def compute_path_rows() -> list[tuple[str, str]]:
+    """This machine's compute path (:func:`sdn.native.compute_path`) as ``compute path: <key>`` rows:
+    fits are the same bits only along one compute path, so the results record theirs."""
+    from sdn import native
+
+    describe = getattr(native, "compute_path", None)
+    values = describe() if describe is not None else {"kernels": "not recorded (no sdn.native.compute_path)"}
+    return [(f"compute path: {key}", str(value)) for key, value in values.items()]
 
 
 def check_room(room: str) -> None:
@@ -661,6 +679,63 @@ def build_book(results: Path, out: Path, runs: list[Run] = RUNS) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
+# Verification on the reader's machine
+
+#: What ``--verify`` reruns: a configuration of the ensemble and its seeds.
+VERIFY = ("correction_fir6", (0, 1, 2))
+
+
+def verify(study: Study, model: str = VERIFY[0], seeds=VERIFY[1], workers: int | None = None) -> int:
+    """Rerun ``seeds`` of ``model`` (those the committed ensemble holds) on this machine and compare
+    them with the committed ensemble.
+
+    Prints the compute path of both sides, then one line per rerun with its verdict
+    (:func:`sdn.ensemble.verdict`): bit-identical, within the committed ensemble's range, or
+    outside it. The reruns use the epochs and evaluation length of the committed ensemble
+    (``tables/ensemble.csv`` and the ``09_ensemble`` parameters of the study).
+
+    Returns
+    -------
+    int
+        The exit status: 0 when no rerun lies outside the committed range, else 1.
+    """
+    from sdn import ensemble
+    from sdn.config import load_experiment, load_room_config
+
+    table = study.results / "tables" / "ensemble.csv"
+    if not table.is_file():
+        raise SystemExit(f"pipeline: {table} is missing: run the pipeline first (python pipeline.py"
+                         f"{' --quick' if study.quick else ''})")
+    committed = ensemble.read_members(table)
+    fits = committed[committed["model"] == model]
+    if fits.empty:
+        raise SystemExit(f"pipeline: {table} has no fit of {model!r}")
+    environment = study.results / "environment.csv"
+    recorded = {}
+    if environment.is_file():
+        with environment.open(newline="") as f:
+            recorded = {row["component"]: row["version"] for row in csv.DictReader(f)}
+
+    def path_line(rows) -> str:
+        return ", ".join(f"{k.removeprefix('compute path: ')} {v}" for k, v in rows if k.startswith("compute path: ")) \
+            or "not recorded"
+
+    print(f"committed ({table}): {path_line(recorded.items())}")
+    print(f"this machine: {path_line(compute_path_rows())}")
+    parameters = next(r for r in RUNS if r.name == "09_ensemble").resolved(study)
+    seeds = [s for s in seeds if s in set(fits["seed"])]  # the seeds the committed ensemble holds
+    rows = ensemble.run_members([[load_experiment(REPO / "config" / "experiments" / f"{model}.yaml")]],
+                                load_room_config(REPO / study.room), seeds, epochs=int(fits["epochs"].max()),
+                                max_eval_seconds=parameters["max_eval_seconds"], workers=workers)
+    outside = 0
+    for row in rows:
+        verdict, detail = ensemble.verdict(row, committed)
+        outside += verdict == ensemble.VERDICTS[2]
+        print(f"{model} seed {row['seed']}: {verdict} ({detail})", flush=True)
+    return 1 if outside else 0
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def _positive(kind: Callable):
@@ -699,6 +774,9 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument("--book-only", action="store_true", help="build the book, run no notebook")
     group.add_argument("--sync-notebooks", action="store_true",
                        help="write the Colab badge and install cell into every notebook, run nothing")
+    group.add_argument("--verify", action="store_true",
+                       help=f"rerun {VERIFY[0]} at seeds {', '.join(map(str, VERIFY[1]))} on this machine and compare "
+                            "them with the committed ensemble (tables/ensemble.csv), run nothing else")
     args = parser.parse_args(argv)
 
     if args.sync_notebooks:
@@ -709,6 +787,8 @@ def main(argv: list[str] | None = None) -> None:
     if room != ROOM and args.results is None:
         parser.error(f"--room {args.room} needs --results (e.g. --results results-{Path(room).stem})")
     results = (args.results or (QUICK_RESULTS if args.quick else DEFAULT_RESULTS)).resolve()
+    if args.verify:
+        raise SystemExit(verify(Study(results, args.quick, room)))
     runs = RUNS
     if args.only:
         unknown = set(args.only) - {r.name for r in RUNS}

@@ -104,8 +104,11 @@ def write(path: str | os.PathLike, kind: str, content: dict) -> None:
     """
     payload = {"format": kind, **content}
     payload["sha256"] = checksum(payload)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a file object: given a path, torch.save names the archive's records after the
+    # (random) temporary file, so equal content would give other bytes; and a full disk raises
+    # OSError here instead of torch's RuntimeError.
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def read(path: str | os.PathLike, kind: str, required: tuple[str, ...], what: str, remedy: str) -> dict:

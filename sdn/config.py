@@ -6,7 +6,7 @@ Two kinds of YAML file, both read by :func:`read_yaml`:
 
       name: prior_fir0
       model: {fir_order: 0, distance_correction: false}
-      training: {epochs: 300, lr: 0.01, seed: 42}    # + patience, min_delta: a plateau stop
+      training: {epochs: 300, lr: 0.01, seed: 0}     # + patience, min_delta, min_epochs: a plateau stop
       loss: {edc: 0.5, edr: 1.0, edp: 1.0}
 
 - a **room** (``config/rooms/*.yaml``, :func:`load_room_config`, written by
@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a plain file-name component
+#: Most epochs a run may have (the paper's fits take 300; a million take days even on short targets).
+MAX_EPOCHS = 1_000_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,9 +74,9 @@ class ModelConfig:
     Attributes
     ----------
     sample_rate : int
-        Hz, > 0.
+        Hz, 1000 to 192000.
     fir_order : int
-        0 for scalar wall gains, M > 0 for FIR walls of order M.
+        0 for scalar wall gains, M in 1 to 32 for FIR walls of order M.
     alpha : float or str
         Initial uniform absorption in [0, 1), or ``"sabine"`` / ``"eyring"``: the absorption
         obtained by inverting that formula with the target's broadband T30 (:mod:`sdn.baselines`).
@@ -83,11 +85,11 @@ class ModelConfig:
     integer_delays : bool
         Round every delay to whole samples.
     c : float
-        Speed of sound, m/s, > 0.
+        Speed of sound, m/s, 100 to 2000.
     max_correction : float
-        Largest distance correction, metres, > 0.
+        Largest distance correction, metres, > 0 and <= 10.
     correction_scale : float
-        Slope of the distance correction, > 0.
+        Slope of the distance correction, > 0 and <= 1000.
     quirks : str
         Behaviours of the paper's released code: ``"paper"`` or names, comma-separated.
     """
@@ -132,11 +134,13 @@ class TrainingConfig:
     Attributes
     ----------
     epochs : int
-        Number of epochs, >= 0; with a plateau stop, the most that are run.
+        Number of epochs, 0 to :data:`MAX_EPOCHS`; with a plateau stop, the most that are run.
     lr : float
-        Adam learning rate, > 0.
+        Adam learning rate, > 0 and <= 1.
     seed : int
-        Seed of torch's random number generator, >= 0.
+        Initialisation, >= 0 (:func:`sdn.initialisation.perturb_parameters`): 0 is the paper's
+        initial model; k > 0 perturbs every trainable parameter by a small amount drawn from a
+        generator seeded with k (an ensemble member, :mod:`sdn.ensemble`).
     checkpoint_every : int
         Epochs between checkpoints, >= 1.
     patience : int
@@ -145,19 +149,23 @@ class TrainingConfig:
         0 (default) runs all ``epochs``, as the paper does.
     min_delta : float
         Relative decrease of the lowest loss that counts as progress, in [0, 1).
+    min_epochs : int
+        Epochs run before the plateau stop may end training, >= 0 (the converged fits run at least
+        the paper's 300).
     """
 
     epochs: int = 300
     lr: float = 0.01
-    seed: int = 42
+    seed: int = 0
     checkpoint_every: int = 25
     patience: int = 0
     min_delta: float = 1e-3
+    min_epochs: int = 0
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights of the paper's loss terms (:mod:`sdn.losses`): finite, >= 0, not all zero.
+    """Weights of the paper's loss terms (:mod:`sdn.losses`): 0 to 1000, not all zero.
 
     Attributes
     ----------
@@ -201,13 +209,13 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         """Nested plain dict of the values (JSON-serialisable): what a run's hash is computed from.
 
-        The plateau stop's fields (``training.patience``, ``training.min_delta``) appear only when
+        The plateau stop's fields (``training.patience``, ``min_delta``, ``min_epochs``) appear only when
         a plateau stop is configured (``patience > 0``), so that configurations without one keep
         the hashes of the runs made before these fields existed.
         """
         values = dataclasses.asdict(self)
         if not self.training.patience:
-            for key in ("patience", "min_delta"):
+            for key in ("patience", "min_delta", "min_epochs"):
                 del values["training"][key]
         return values
 
@@ -239,12 +247,45 @@ def _check_name(name, where: str) -> str:
     return name
 
 
-def _at_least(where: str, **values) -> None:
-    """``values`` maps 'name' -> (value, lower bound, strict)."""
-    for name, (value, bound, strict) in values.items():
-        if value < bound or (strict and value == bound):
-            relation = ">" if strict else ">="
-            raise ConfigError(f"{where}: {name} must be {relation} {bound}, got {short(value)}")
+# The allowed range of every number a config sets: (low, high, low_open, unit). Wide enough for any
+# room a shoebox SDN models, narrow enough that no value can exhaust the machine or overflow.
+_RANGES = {
+    ModelConfig: {
+        # Below 1 kHz nothing of a room's response is left; 192 kHz is the highest common audio
+        # rate. A render's memory grows with the rate (10 MHz filled 17 GB in under 3 minutes).
+        "sample_rate": (1000, 192000, False, " Hz"),
+        # The paper uses orders 0 and 6; every order adds six taps and a pole per wall.
+        "fir_order": (0, 32, False, ""),
+        # From cold air (about 300 m/s) to helium (about 1000 m/s) and water (about 1500 m/s) with
+        # a margin: a delay of d / c samples neither vanishes nor outgrows any render.
+        "c": (100.0, 2000.0, False, " m/s"),
+        # A correction of the measured geometry, not another room.
+        "max_correction": (0.0, 10.0, True, " m"),
+        "correction_scale": (0.0, 1000.0, True, ""),
+    },
+    TrainingConfig: {
+        "epochs": (0, MAX_EPOCHS, False, ""),  # the paper's fits take 300
+        # Adam's step is about lr per epoch in each parameter, most of which act through a
+        # squashing function of range about 1: a larger rate only jumps between extremes.
+        "lr": (0.0, 1.0, True, ""),
+        "seed": (0, 2**63 - 1, False, ""),  # what torch.manual_seed takes as a signed 64-bit integer
+        "checkpoint_every": (1, MAX_EPOCHS, False, " epochs"),
+        "patience": (0, MAX_EPOCHS, False, " epochs"),
+        "min_delta": (0.0, 1.0, False, ""),
+        "min_epochs": (0, MAX_EPOCHS, False, " epochs"),
+    },
+    # Weights scale the loss and its gradient like lr; the paper's are 0.5 and 1.
+    LossConfig: {name: (0.0, 1000.0, False, "") for name in ("edc", "edr", "edp")},
+}
+#: Room dimensions, metres: from a cupboard to a stadium.
+ROOM_SIZE_RANGE = (0.1, 1000.0)
+
+
+def _check_range(where: str, name: str, value, low, high, low_open: bool = False, unit: str = "") -> None:
+    """ConfigError naming ``where``, ``name`` and the range unless ``value`` lies in it."""
+    if not ((low < value) if low_open else (low <= value)) or not value <= high:
+        raise ConfigError(f"{where}: {name} must be {'>' if low_open else '>='} {low} and <= {high}{unit}, "
+                          f"got {short(value)}")
 
 
 def _validate(config, where: str) -> None:
@@ -257,25 +298,18 @@ def _validate(config, where: str) -> None:
                                   f"got {short(config.alpha)}")
         elif not 0.0 <= config.alpha < 1.0:
             raise ConfigError(f"{where}: alpha (absorption) must lie in [0, 1), got {config.alpha!r}")
-        _at_least(where, sample_rate=(config.sample_rate, 0, True), fir_order=(config.fir_order, 0, False),
-                  c=(config.c, 0.0, True), max_correction=(config.max_correction, 0.0, True),
-                  correction_scale=(config.correction_scale, 0.0, True))
         from .model import QUIRKS
 
         names = [q.strip() for q in config.quirks.split(",") if q.strip()]
         if config.quirks != "paper" and not set(names) <= set(QUIRKS):
             raise ConfigError(f"{where}: quirks must be 'paper' or names from {sorted(QUIRKS)}, "
                               f"got {short(config.quirks)}")
-    if isinstance(config, TrainingConfig):
-        _at_least(where, epochs=(config.epochs, 0, False), lr=(config.lr, 0.0, True),
-                  seed=(config.seed, 0, False), checkpoint_every=(config.checkpoint_every, 1, False),
-                  patience=(config.patience, 0, False), min_delta=(config.min_delta, 0.0, False))
-        if config.min_delta >= 1.0:
-            raise ConfigError(f"{where}: min_delta (a relative decrease) must be < 1, got {short(config.min_delta)}")
+    if isinstance(config, TrainingConfig) and config.min_delta >= 1.0:
+        raise ConfigError(f"{where}: min_delta (a relative decrease) must be < 1, got {short(config.min_delta)}")
+    for name, (low, high, low_open, unit) in _RANGES.get(type(config), {}).items():
+        _check_range(where, name, getattr(config, name), low, high, low_open, unit)
     if isinstance(config, LossConfig):
-        weights = {"edc": config.edc, "edr": config.edr, "edp": config.edp}
-        _at_least(where, **{k: (v, 0.0, False) for k, v in weights.items()})
-        if not any(weights.values()):
+        if not any((config.edc, config.edr, config.edp)):
             raise ConfigError(f"{where}: at least one loss weight (edc, edr, edp) must be positive")
 
 
@@ -457,11 +491,19 @@ def write_room_config(config: RoomConfig, path: str | os.PathLike | None = None,
     return text
 
 
+def _coordinates(value, key: str, where: str) -> tuple:
+    """``value`` if it is a list of three real numbers (not text, not booleans), as a tuple."""
+    if not (isinstance(value, list) and len(value) == 3
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+        raise ConfigError(f"{where}: {key} must be three numbers [x, y, z] in metres, got {short(value)}")
+    return tuple(value)
+
+
 def _position(raw: dict, key: str, where: str):
     """Numbers of ``raw[key]``, or the published position it names; and its provenance."""
     value = raw[key]
     if not isinstance(value, dict):
-        return value, None
+        return _coordinates(value, key, where), None
     check_keys(value, _PUBLISHED_KEYS, f"{where}: {key}")
     name, capsule = value.get("published"), value.get("capsule")
     if not isinstance(name, str) or (capsule is not None and
@@ -494,8 +536,9 @@ def load_room_config(path: str | os.PathLike) -> RoomConfig:
     FileNotFoundError
         When the file does not exist.
     ConfigError
-        For an unknown or missing key, a bad name, target or geometry (the :class:`sdn.Room`
-        checks), naming the file.
+        For an unknown or missing key, a bad name or target, coordinates that are not three
+        numbers, a room dimension outside :data:`ROOM_SIZE_RANGE` or a geometry the
+        :class:`sdn.Room` checks refuse, naming the file.
 
     Examples
     --------
@@ -522,8 +565,11 @@ def load_room_config(path: str | os.PathLike) -> RoomConfig:
         points[key], name = _position(raw, key, where)
         if name is not None:
             published[key] = name
+    size = _coordinates(raw["size"], "size", where)
+    for axis, length in zip("xyz", size):
+        _check_range(where, f"size ({axis})", length, *ROOM_SIZE_RANGE, unit=" m")
     try:
-        room = Room(size=raw["size"], **points)
+        room = Room(size=size, **points)
     except ValueError as err:
         raise ConfigError(f"{where}: {err}") from None
     target = None

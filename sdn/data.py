@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .download import FetchError, check_url, download
+from .fileio import NotRegularFileError, not_regular
 
 __all__ = [
     "DATA_DIR_ENV", "BASE_URL_ENV", "CITATION", "RemoteFile", "REGISTRY", "HashMismatchError",
@@ -202,12 +203,22 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[Path, RemoteFile | None]:
         The file (it exists).
     entry : RemoteFile or None
         Its registry entry, None for a path that is not a registered name.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no such file exists (saying how to get a registered one).
+    sdn.fileio.NotRegularFileError
+        When the path names a folder, a FIFO or another thing that is not a file.
     """
     text = str(name_or_path)
     key = Path(text).name
     if key in REGISTRY and text in (key, REGISTRY[key].relpath):
         return data_path(key), REGISTRY[key]
     path = Path(name_or_path)
+    kind = not_regular(path)
+    if kind is not None:
+        raise NotRegularFileError(f"measured RIR {path} is {kind}, not an audio file: name a WAV file")
     if not path.is_file():
         hint = f" {_how_to_get(REGISTRY[key])}" if key in REGISTRY else ""
         raise FileNotFoundError(f"measured RIR not found: {path}.{hint}")
@@ -362,7 +373,7 @@ def fetch(
             paths.append(valid[0])
             continue
         target, url = root / entry.relpath, _url_for(entry, base_url)
-        download(url, target, timeout, entry.name, progress=progress,
+        download(url, target, timeout, entry.name, progress=progress, max_bytes=entry.size,
                  check=lambda tmp, entry=entry, url=url: check_bytes(tmp.read_bytes(), entry,
                                                                      f"download from {url}"),
                  offline_hint=f"Copy the file into {target.parent} by hand, set {DATA_DIR_ENV} to a "

@@ -33,7 +33,7 @@ def check_url(url: str, option: str = "--base-url") -> str:
 
 
 def download(url: str, target: Path, timeout: float, what: str, check=None, progress: bool = True,
-             offline_hint: str = "") -> None:
+             offline_hint: str = "", max_bytes: int | None = None) -> None:
     """Stream ``url`` into a temporary file beside ``target``, check it, then move it into place.
 
     Parameters
@@ -52,11 +52,15 @@ def download(url: str, target: Path, timeout: float, what: str, check=None, prog
         Show a progress bar (on a terminal).
     offline_hint : str
         What to do instead, appended to the message when the URL cannot be reached.
+    max_bytes : int, optional
+        The most bytes to accept (a registered file's size): a server that announces or sends
+        more is cut off there, so that no mirror can fill the disk.
 
     Raises
     ------
     FetchError
-        Offline, HTTP error, or the bytes failed ``check``; nothing is left behind.
+        Offline, HTTP error, more than ``max_bytes``, or the bytes failed ``check``; nothing is
+        left behind.
     """
     from tqdm.auto import tqdm
 
@@ -73,6 +77,11 @@ def download(url: str, target: Path, timeout: float, what: str, check=None, prog
                 raise FetchError(f"could not download {what} from {url}: {reason}. Are you offline? "
                                  f"{offline_hint}".strip()) from err
             total = response.headers.get("Content-Length")
+            too_many = f"download of {what} from {url} is larger than the {max_bytes} bytes registered for it"
+            if max_bytes is not None and total and total.isdigit() and int(total) > max_bytes:
+                response.close()
+                raise FetchError(f"{too_many} ({total} announced); nothing was written")
+            received = 0
             with response, tqdm(total=int(total) if total and total.isdigit() else None, unit="B",
                                 unit_scale=True, desc=what, leave=False,
                                 disable=None if progress else True) as bar:
@@ -83,6 +92,9 @@ def download(url: str, target: Path, timeout: float, what: str, check=None, prog
                         raise FetchError(f"download of {what} from {url} broke off: {err}") from err
                     if not chunk:
                         break
+                    received += len(chunk)
+                    if max_bytes is not None and received > max_bytes:
+                        raise FetchError(f"{too_many}; nothing was written")
                     handle.write(chunk)
                     bar.update(len(chunk))
             handle.flush()

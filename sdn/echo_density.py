@@ -409,10 +409,11 @@ class _CompiledSoftProfileMSE(torch.autograd.Function):
 
 
 def _check_signal(h: torch.Tensor, name: str = "h") -> None:
-    if not isinstance(h, torch.Tensor) or not h.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (..., T)")
-    if h.ndim == 0:
-        raise ValueError(f"{name} must have a time axis (..., T)")
+    if not isinstance(h, torch.Tensor) or h.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be a float32 or float64 torch.Tensor of shape (..., T) (half precision "
+                        f"cannot hold slopes up to 1e5: convert with .float())")
+    if h.ndim == 0 or h.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty signal with a time axis (..., T), got shape {tuple(h.shape)}")
 
 
 def _slopes(kappa, count: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -494,7 +495,7 @@ def echo_density_profile(
     win = echo_density_window(sample_rate, window_seconds, dtype=h.dtype, device=h.device)
     x = h.reshape(-1, n) if soft else h.detach().reshape(-1, n)
     length = win.shape[0]
-    if windows == "paper" and soft and native.available(x):
+    if windows == "paper" and soft and native.available(x, dtypes=native.REAL):
         k = _slopes(kappa, _paper_width(n, win), h.dtype, h.device)
         profile = ERFC_SCALE * _CompiledSoftSums.apply(x, k, win)
         return profile.reshape(*batch_shape, profile.shape[-1])
@@ -569,7 +570,7 @@ def soft_echo_density_mse(
                          f"got {tuple(target_profile.shape)} and {target_profile.dtype}")
     k = _slopes(kappa, width, pred.dtype, pred.device)
     x, target = pred.reshape(-1, n), target_profile.reshape(-1, width)
-    if native.available(x):
+    if native.available(x, target, dtypes=native.REAL):
         return _CompiledSoftProfileMSE.apply(x, target, k, win).reshape(batch_shape)
     mag, sigma = _paper_terms(x, win)
     return _SoftProfileMSE.apply(mag, sigma, target, k, win).reshape(batch_shape)

@@ -17,6 +17,10 @@ Every file sdn writes (run folders, checkpoints, tables, fetched data) goes thro
   temporary file, named ``.<target>.<host>.<pid>.<token>.tmp``. The next write to the same target
   removes every such leftover whose process, on this host, no longer runs; temporary files of
   running processes and of other hosts (a network folder) are left alone.
+
+:func:`write_float_wav` writes audio the same way, with nothing in the file that varies from run
+to run (libsndfile adds a ``PEAK`` chunk that holds the time of writing), so that equal samples
+give equal files. :func:`not_regular` says what a path to be read is when it is not a file.
 """
 from __future__ import annotations
 
@@ -26,9 +30,10 @@ import re
 import secrets
 import socket
 import stat
+import struct
 from pathlib import Path
 
-__all__ = ["NotRegularFileError", "atomic_path", "write_text"]
+__all__ = ["NotRegularFileError", "atomic_path", "not_regular", "write_float_wav", "write_text"]
 
 
 class NotRegularFileError(FileExistsError, ValueError):
@@ -47,6 +52,26 @@ def _kind(mode: int) -> str | None:
         if test(mode):
             return name
     return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def not_regular(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (links followed), else None.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file to be read.
+
+    Returns
+    -------
+    str or None
+        ``"a folder"``, ``"a FIFO"``, ... for something that cannot be read as a file (reading a
+        FIFO would wait for a writer); None for a regular file or a path that does not exist.
+    """
+    try:
+        return _kind(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _check_target(path: Path) -> None:
@@ -157,3 +182,45 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_float_wav(path: str | os.PathLike, samples, sample_rate: int) -> None:
+    """Atomically write samples as a 32-bit IEEE float WAV file, the same bytes for the same samples.
+
+    The file holds the ``fmt``, ``fact`` and ``data`` chunks of the WAVE format (format tag 3,
+    IEEE float) and nothing else: no time stamp, unlike libsndfile's ``PEAK`` chunk, so two runs
+    that compute the same samples write identical files. Any WAV reader (soundfile, scipy,
+    ``sox``) reads it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (see :func:`atomic_path`).
+    samples : array_like, shape (T,) or (C, T)
+        One channel, or C channels with time last; converted to float32.
+    sample_rate : int
+        Hz, positive.
+
+    Raises
+    ------
+    ValueError
+        For a sample rate that is not a positive integer, or more data than a WAV file holds (4 GiB).
+    """
+    import numpy as np
+
+    data = np.asarray(samples, dtype=np.float32)
+    frames = np.ascontiguousarray(np.atleast_2d(data).T, dtype="<f4")  # (T, C): channels interleaved
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not 0 < sample_rate < 2**31:
+        raise ValueError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    n_frames, channels = frames.shape
+    payload = frames.tobytes()
+    block = 4 * channels
+    fmt = struct.pack("<HHIIHHH", 3, channels, int(sample_rate), int(sample_rate) * block, block, 32, 0)
+    chunks = [(b"fmt ", fmt), (b"fact", struct.pack("<I", n_frames)), (b"data", payload)]
+    size = 4 + sum(8 + len(body) for _, body in chunks)
+    if size >= 2**32:
+        raise ValueError(f"{path}: {n_frames} frames of {channels} channel(s) exceed the 4 GiB a WAV file holds")
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(b"RIFF" + struct.pack("<I", size) + b"WAVE")
+        for name, body in chunks:  # every body has an even length: no pad bytes
+            handle.write(name + struct.pack("<I", len(body)) + body)

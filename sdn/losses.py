@@ -61,10 +61,11 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
     for name, x in (("pred", pred), ("target", target)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name} must be floating point, got {x.dtype}")
-        if x.ndim == 0:
-            raise ValueError(f"{name} must have a time axis (..., T)")
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{name} must be float32 or float64, got {x.dtype} (half precision cannot hold the "
+                            f"losses' slopes and energies: convert with .float())")
+        if x.ndim == 0 or x.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty signal with a time axis (..., T), got shape {tuple(x.shape)}")
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
     if pred.dtype != target.dtype:

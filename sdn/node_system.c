@@ -11,7 +11,9 @@
  * imaginary parts, in single or double precision; arithmetic is in double precision. LANES bins
  * go through the elimination together as GCC vector types, so the compiler emits SIMD code: 8
  * with AVX-512, else 4 (for 16385 bins in complex64, fastest of 50 calls, 8 lanes took 4.7 ms
- * with the derivatives and 1.6 ms without, where 4 took 5.2 and 2.25 ms).
+ * with the derivatives and 1.6 ms without, where 4 took 5.2 and 2.25 ms). Each bin's arithmetic is
+ * the same whatever the lane count, and the build's -ffp-contract=off keeps the compiler from
+ * fusing a multiply and an add where the CPU has FMA: every build gives the same bits.
  * Built by sdn/native.py with the system's C compiler.
  */
 #include <stdint.h>
@@ -200,3 +202,24 @@ void sdn_node_system(int64_t n_bins, int64_t first, int64_t last, int single, co
 #define NAME(x) x##_f64
 #define REAL double
 #include "node_system_backward.h"
+
+/* The widest vector instructions this build may use, and "+fma" where fused multiply-adds are
+ * instructions (without them, echo_density_kernel.h's fma is libm's, in software), for
+ * sdn.native.compute_path. */
+const char *sdn_vector_isa(void) {
+#if defined(__AVX512F__)
+    return "avx512f+fma";
+#elif defined(__AVX2__) && defined(__FMA__)
+    return "avx2+fma";
+#elif defined(__AVX__) && defined(__FMA__)
+    return "avx+fma";
+#elif defined(__AVX__)
+    return "avx";
+#elif defined(__SSE2__)
+    return "sse2";
+#elif defined(__aarch64__)
+    return "neon+fma";
+#else
+    return "scalar";
+#endif
+}

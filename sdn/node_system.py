@@ -169,7 +169,7 @@ class NodeSystem(torch.autograd.Function):
             d_pair, d_walls = torch.empty_like(pair), mic.new_empty(1, N_WALLS, n_bins)
             d_source, d_mic = torch.empty_like(mic), torch.empty_like(mic)
             d_weights = mic.new_empty(1, N_WALLS, N_WALLS, n_bins)
-        compiled = native.available(mic)
+        compiled = native.available(pair, walls, source, mic, dtypes=native.COMPLEX)
         if compiled:  # all bins in one call; else the blocks below
             native.node_system(pair[0], walls, source[0], mic[0], junction, extraction, out[0],
                                (d_pair[0], d_walls[0], d_source[0], d_mic[0], d_weights[0]) if derivatives else None)
@@ -219,7 +219,7 @@ class NodeSystem(torch.autograd.Function):
         # The forward's holomorphic derivatives times the conjugated output gradient; torch takes
         # their conjugates (and the real part for the real weights).
         mic, d_pair, d_walls, d_source, d_mic, d_weights = ctx.saved_tensors
-        if native.available(grad):
+        if native.available(grad, mic, dtypes=native.COMPLEX):
             g_pair, g_walls, g_source, g_mic = (torch.empty_like(t) for t in (d_pair, d_walls, d_source, d_mic))
             by_weight = native.node_system_backward(grad.reshape(-1), mic[0], (d_pair[0], d_walls[0], d_source[0],
                                                     d_mic[0], d_weights[0]), (g_pair[0], g_walls[0], g_source[0],

@@ -18,7 +18,12 @@
 typedef REAL NAME(bvec) __attribute__((vector_size(32)));
 typedef REAL NAME(bunaligned) __attribute__((vector_size(32), aligned(sizeof(REAL)), may_alias));
 
-/* out[f] = g[f] conj(d[f]) for f < count, complex, interleaved. */
+/* out[f] = g[f] conj(d[f]) for f < count, complex, interleaved. Not auto-vectorised: GCC 12 turns
+ * the pair of products and the add and subtract into one fused vfmsubadd despite -ffp-contract=off,
+ * and a CPU without FMA would round differently (tests/test_native.py looks for fused instructions). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize")))
+#endif
 static void NAME(times_conjugate)(const REAL *g, const REAL *d, REAL *out, int64_t count) {
     for (int64_t f = 0; f < count; f++) {
         const REAL gr = g[2 * f], gi = g[2 * f + 1], dr = d[2 * f], di = d[2 * f + 1];

@@ -109,6 +109,26 @@ def unit_norm_targets(targets, model: SDN) -> torch.Tensor:
     return (y / norm).to(model.dtype)
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` reports exhausted memory, whatever its type.
+
+    Parameters
+    ----------
+    err : BaseException
+        Any exception.
+
+    Returns
+    -------
+    bool
+        True for a MemoryError (Python) or a RuntimeError of torch's that says so
+        (``torch.cuda.OutOfMemoryError`` on CUDA, "DefaultCPUAllocator: can't allocate memory" on
+        the CPU).
+    """
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text))
+
+
 def train_step(model: SDN, targets: torch.Tensor, loss_fn, optimizer: torch.optim.Optimizer,
                epoch: int) -> tuple[dict, dict]:
     """One full-batch step on unit-norm renders against unit-norm targets.
@@ -138,8 +158,11 @@ def train_step(model: SDN, targets: torch.Tensor, loss_fn, optimizer: torch.opti
     ------
     Diverged
         Instead of stepping, when the render is not finite, when it grows within the targets'
-        length (:func:`sdn.stability.growth_ratio` of the render above 1), or when the loss is
-        not finite.
+        length (:func:`sdn.stability.growth_ratio` of the render above 1), when the loss is not
+        finite, or when rendering, the loss or the step fails (torch raises RuntimeError when a
+        step overflows float32) or the step leaves a weight that is not finite. The model then
+        holds the weights it had before the step. Exhausted memory (:func:`is_out_of_memory`)
+        is raised as it is.
 
     Notes
     -----
@@ -151,20 +174,30 @@ def train_step(model: SDN, targets: torch.Tensor, loss_fn, optimizer: torch.opti
     """
     started = time.perf_counter()
     optimizer.zero_grad()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
         h = unit_norm_render(model, targets.shape[-1])
-    except UnstableSDNError as err:
-        raise Diverged(epoch, str(err)) from err
-    ratio = growth_ratio(h)
-    if ratio > 1.0:
-        raise Diverged(epoch, f"the SDN is unstable: its impulse response grows within the target's length "
-                              f"(last-eighth/earlier energy ratio {ratio:.3g} > 1)")
-    terms = loss_fn(h, targets)
-    if not torch.isfinite(terms["total"]):
-        raise Diverged(epoch, f"non-finite loss {({k: v.item() for k, v in terms.items()})}")
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    terms["total"].backward()
-    optimizer.step()
+        ratio = growth_ratio(h)
+        if ratio > 1.0:
+            raise Diverged(epoch, f"the SDN is unstable: its impulse response grows within the target's length "
+                                  f"(last-eighth/earlier energy ratio {ratio:.3g} > 1)")
+        terms = loss_fn(h, targets)
+        if not torch.isfinite(terms["total"]):
+            raise Diverged(epoch, f"non-finite loss {({k: v.item() for k, v in terms.items()})}")
+        terms["total"].backward()
+        optimizer.step()
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise Diverged(epoch, "the optimiser step made a weight non-finite")
+    except (RuntimeError, ValueError, ArithmeticError) as err:  # Diverged and UnstableSDNError included
+        if is_out_of_memory(err):
+            raise
+        model.load_state_dict(state)  # a failed step may have changed some of the weights
+        if isinstance(err, Diverged):
+            raise
+        reason = " ".join(str(err).split()) or type(err).__name__
+        if not isinstance(err, UnstableSDNError):
+            reason = f"the step failed ({type(err).__name__}: {reason[:300]})"
+        raise Diverged(epoch, reason) from err
     row = {"epoch": epoch, **{k: terms[k].item() for k in ("edc", "edr", "edp", "total")},
            "seconds": time.perf_counter() - started}
     return row, state
@@ -180,7 +213,9 @@ class PlateauStop:
     loss still falls by at least a fraction :math:`\delta` every ``patience`` epochs. A relative
     threshold makes the rule independent of the loss's scale (the total loss of the study ranges
     from about 4 at the start to below 0.1), and the patience spans the oscillations of Adam's
-    full-batch steps, which a per-epoch test would take for a plateau. The rule depends on the loss
+    full-batch steps, which a per-epoch test would take for a plateau. No stop comes before
+    ``min_epochs`` epochs: the converged fits run at least the paper's budget, so that they extend
+    the paper-budget fits instead of replacing them with shorter ones. The rule depends on the loss
     history only, so a resumed run stops where an uninterrupted one does.
 
     Parameters
@@ -189,20 +224,28 @@ class PlateauStop:
         Epochs without improvement before stopping, >= 1.
     min_delta : float
         :math:`\delta`, relative, in [0, 1).
+    min_epochs : int
+        Epochs before which it never stops, >= 0.
 
     Examples
     --------
     >>> stop = PlateauStop(patience=2, min_delta=0.1)
     >>> [stop.update(loss) for loss in (1.0, 0.5, 0.48, 0.47, 0.30)]
     [False, False, False, True, False]
+    >>> stop = PlateauStop(patience=2, min_delta=0.1, min_epochs=5)
+    >>> [stop.update(loss) for loss in (1.0, 0.5, 0.48, 0.47, 0.46)]
+    [False, False, False, False, True]
     """
 
-    def __init__(self, patience: int, min_delta: float):
+    def __init__(self, patience: int, min_delta: float, min_epochs: int = 0):
         if not (isinstance(patience, int) and patience >= 1):
             raise ValueError(f"patience must be a whole number of epochs >= 1, got {patience!r}")
         if not 0.0 <= min_delta < 1.0:
             raise ValueError(f"min_delta must lie in [0, 1), got {min_delta!r}")
-        self.patience, self.min_delta = patience, float(min_delta)
+        if not (isinstance(min_epochs, int) and min_epochs >= 0):
+            raise ValueError(f"min_epochs must be a whole number of epochs >= 0, got {min_epochs!r}")
+        self.patience, self.min_delta, self.min_epochs = patience, float(min_delta), min_epochs
+        self.epochs = 0  # epochs seen
         self.reference = float("inf")
         self.waited = 0  # epochs since the last improvement
 
@@ -212,7 +255,8 @@ class PlateauStop:
             self.reference, self.waited = float(loss), 0
         else:
             self.waited += 1
-        return self.waited >= self.patience
+        self.epochs += 1
+        return self.waited >= self.patience and self.epochs >= self.min_epochs
 
 
 def progress_bar(epochs: range, enabled: bool, description: str):

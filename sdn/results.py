@@ -4,16 +4,16 @@ Every fit of the study writes a run folder (:mod:`sdn.train`): ``config.json``, 
 ``history.csv``, ``ir.wav`` (the evaluation render the metrics come from, which runs on until the
 response has decayed, so it is longer than the target) and the weights. :func:`read_runs` reads
 the folders of a list of models and checks that they were fitted to the same target;
-:func:`summary_rows` and :func:`band_rows` turn them into the rows of the two tables the book and
-the tests read:
+:func:`metric_columns` gives the measures of one evaluated model, the columns of ``ensemble.csv``
+and ``summary.csv`` (:mod:`sdn.ensemble`), and :func:`band_rows` the rows of ``bands.csv``:
 
-``summary.csv``, one row per model
+measures of a model
     ``edc_error_db`` (EDC error against the target, dB, over the target's length);
     ``t30_error_pct``, ``t20_error_pct``, ``edt_error_pct`` (mean absolute relative error over the
     octave bands, percent); ``t30_err_<f>_pct`` (signed relative T30 error in the band of centre
     ``f`` Hz, percent); ``C50`` (dB), ``C50_err`` (dB, model minus target), ``D50``, ``DRR`` (dB);
-    ``loss_edc``, ``loss_edr``, ``loss_edp``, ``loss_total`` (the loss terms of the final weights);
-    ``config_hash`` (the run's hash, :func:`sdn.train.run_hash`).
+    ``loss_edc``, ``loss_edr``, ``loss_edp``, ``loss_total`` (the loss terms of the evaluated,
+    lowest-loss weights); and :func:`wall_gain_db`, the walls' largest gain (dB).
 ``bands.csv``, one row per model and octave band
     ``band_hz``; ``T30``, ``T20``, ``EDT`` of the model and ``T30_target``, ``T20_target``,
     ``EDT_target`` (seconds); ``T30_err_pct``, ``T20_err_pct``, ``EDT_err_pct`` (signed, percent).
@@ -25,7 +25,7 @@ Examples
 --------
 >>> from sdn import results, study
 >>> runs = results.read_runs("results/runs", study.EVALUATED)   # doctest: +SKIP
->>> results.write_csv(results.summary_rows(runs), "results/tables/summary.csv")  # doctest: +SKIP
+>>> results.write_csv(results.band_rows(runs), "results/tables/bands.csv")  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ import numpy as np
 from .fileio import write_text
 from .filterbank import octave_band_centres
 
-__all__ = ["Run", "read_runs", "band_centres", "summary_rows", "band_rows", "learned_parameters", "write_csv",
+__all__ = ["Run", "read_runs", "band_centres", "metric_columns", "wall_gain_db", "band_rows", "learned_parameters",
+           "write_csv",
            "COLUMN_LABELS", "read_summary", "summary_table_html"]
 
 DECAYS = ("T30", "T20", "EDT")
@@ -81,6 +82,14 @@ class Run:
     def n_samples(self) -> int:
         """The target's length in samples."""
         return int(self.config["resolved"]["n_samples"])
+
+    def evaluated_model(self):
+        """The weights its metrics describe (:func:`sdn.train.evaluated_model`): ``best.pt``, or
+        ``model.pt`` for a run without epochs (a baseline)."""
+        from .saved_model import load
+
+        best = self.folder / "best.pt"
+        return load(best if best.is_file() else self.folder / "model.pt")
 
     def impulse_response(self) -> np.ndarray:
         """``ir.wav``: the trained model's evaluation render (unit norm, float64, longer than the target)."""
@@ -146,33 +155,57 @@ def _number(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def summary_rows(runs: Mapping[str, Run]) -> list[dict]:
-    """One row per run: the columns of ``summary.csv`` (see the module docstring).
+def metric_columns(trained: Mapping, centres: Sequence[int]) -> dict:
+    """The measures of one evaluated model as table columns (see the module docstring).
 
     Parameters
     ----------
-    runs : mapping of str to Run
-        From :func:`read_runs`, in table order.
+    trained : mapping
+        Its entry of ``metrics.json`` (:func:`sdn.evaluation.evaluate` plus the loss terms).
+    centres : sequence of int
+        Octave-band centres, Hz (:func:`band_centres`).
 
     Returns
     -------
-    list of dict
+    dict
+        ``edc_error_db`` first (the headline measure), then the reverberation-time errors in
+        percent, the per-band T30 errors, and :data:`_COPIED`; NaN where not measurable.
     """
-    rows = []
-    for name, run in runs.items():
-        trained = run.metrics["trained"]
-        row = {"model": name, "edc_error_db": _number(trained["edc_error_db"])}
-        row.update({f"{key.lower()}_error_pct": 100 * _number(trained[f"{key}_err_mean"]) for key in DECAYS})
-        row.update({f"t30_err_{f}_pct": 100 * _number(trained[f"T30_err_{f}"]) for f in band_centres(runs)})
-        row.update({key: _number(trained[key]) for key in _COPIED})
-        row["config_hash"] = run.config["hash"]
-        rows.append(row)
-    return rows
+    row = {"edc_error_db": _number(trained["edc_error_db"])}
+    row.update({f"{key.lower()}_error_pct": 100 * _number(trained[f"{key}_err_mean"]) for key in DECAYS})
+    row.update({f"t30_err_{f}_pct": 100 * _number(trained[f"T30_err_{f}"]) for f in centres})
+    row.update({key: _number(trained[key]) for key in _COPIED})
+    return row
+
+
+def wall_gain_db(model, n_freqs: int = 4097) -> float:
+    """The walls' largest gain: :math:`\\max_{k, \\omega} 20 \\log_{10} |H_k(e^{j\\omega})|`, dB.
+
+    Above 0 dB a wall adds energy at some frequency (it is not passive).
+
+    Parameters
+    ----------
+    model : sdn.SDN
+    n_freqs : int
+        Frequencies from 0 to the Nyquist frequency, evenly spaced: 4097 (a 2 Hz step at 16 kHz)
+        resolve every peak of the study's filters of at most 7 taps, whose responses vary over
+        hundreds of hertz.
+
+    Returns
+    -------
+    float
+    """
+    import torch
+
+    with torch.no_grad():
+        taps = model.wall_filters().detach().double().cpu()
+        gain = torch.fft.rfft(taps, n=2 * (n_freqs - 1), dim=-1).abs().max()
+    return float(20 * torch.log10(gain))
 
 
 def band_rows(runs: Mapping[str, Run]) -> list[dict]:
     """One row per run and octave band: the columns of ``bands.csv`` (see the module docstring).
-    ``runs`` as for :func:`summary_rows`; returns a list of dicts."""
+    ``runs`` as for :func:`read_runs`; returns a list of dicts."""
     rows = []
     for name, run in runs.items():
         trained, target = run.metrics["trained"], run.metrics["target"]
@@ -249,9 +282,14 @@ COLUMN_LABELS = {
     "edc_error_db": "EDC error (dB)", "t30_error_pct": "T30 error (%)", "t20_error_pct": "T20 error (%)",
     "edt_error_pct": "EDT error (%)",
     **{f"t30_err_{f}_pct": f"T30 error {f} Hz (%)" for f in (125, 250, 500, 1000, 2000, 4000)},
-    "C50": "C50 (dB)", "C50_err": "C50 error (dB)", "DRR": "DRR (dB)", "loss_edc": "loss EDC",
+    "C50": "C50 (dB)", "C50_err": "C50 error (dB)", "D50": "D50", "DRR": "DRR (dB)", "loss_edc": "loss EDC",
     "loss_edr": "loss EDR", "loss_edp": "loss EDP", "loss_total": "loss (total)", "config_hash": "config hash",
+    "wall_gain_max_db": "largest wall gain (dB)", "wall_gain_max_db_all": "largest wall gain, all fits (dB)",
+    "n_seeds": "seeds", "n_ok": "fits not failed", "n_diverged": "diverged", "n_unstable": "unstable",
+    "n_far_above": "far above", "failure_rate": "failure rate",
 }
+COLUMN_LABELS.update({f"{key}_{end}": f"{label}, {end}" for key, label in list(COLUMN_LABELS.items())
+                      for end in ("min", "max") if key != "config_hash" and not key.startswith("n_")})
 _TEXT_COLUMNS = ("config_hash",)  # identifies the run; every other column is a number
 
 
@@ -263,7 +301,7 @@ def read_summary(path: str | os.PathLike, models: Sequence[str]):
     path : str or os.PathLike
         The CSV (``<results>/tables/summary.csv``).
     models : sequence of str
-        The models it must hold, no more and no fewer.
+        The models it must hold (it may hold more, e.g. the released code's emulation).
 
     Returns
     -------
@@ -275,7 +313,7 @@ def read_summary(path: str | os.PathLike, models: Sequence[str]):
     FileNotFoundError
         When the file is missing (the pipeline writes it).
     ValueError
-        For other models, a non-numeric measure, or a text column first.
+        For missing models, a non-numeric measure, or a text column first.
     """
     import pandas as pd
 
@@ -283,8 +321,9 @@ def read_summary(path: str | os.PathLike, models: Sequence[str]):
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the experiment notebooks first (python pipeline.py)")
     summary = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}).set_index("model")
-    if set(summary.index) != set(models):
-        raise ValueError(f"{path}: models {sorted(summary.index)} differ from {sorted(models)}")
+    if not set(models) <= set(summary.index):
+        raise ValueError(f"{path}: models {sorted(set(models) - set(summary.index))} are missing (it holds "
+                         f"{sorted(summary.index)})")
     measures = [c for c in summary.columns if c not in _TEXT_COLUMNS]
     if not measures or not all(pd.api.types.is_numeric_dtype(summary[m]) for m in measures):
         raise ValueError(f"{path}: needs at least one measure column, all numeric (text only in {list(_TEXT_COLUMNS)})")
@@ -312,7 +351,9 @@ def summary_table_html(summary, models: Mapping[str, str], table_id: str, decima
     -------
     str
     """
-    rows = summary.loc[list(models)].rename(columns=COLUMN_LABELS)
+    rows = summary.loc[list(models)]
+    # counts too, so that every number has the same form
+    rows = rows.astype({c: float for c in rows.columns if c not in _TEXT_COLUMNS}).rename(columns=COLUMN_LABELS)
     rows.insert(0, "description", [models[m] for m in rows.index])
     rows.index.name = "model"
     html = rows.to_html(float_format=lambda v: f"{v:.{decimals}f}", na_rep="n/a", table_id=table_id,

@@ -62,11 +62,17 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     FileNotFoundError
         When the file does not exist.
     ValueError
-        For an unreadable or unsupported format.
+        For an unreadable or unsupported format, or a path that names a folder, a FIFO or another
+        thing that is not a file (:class:`sdn.fileio.NotRegularFileError`).
     """
     import soundfile as sf
 
+    from .fileio import NotRegularFileError, not_regular
+
     path = Path(path)
+    kind = not_regular(path)
+    if kind is not None:
+        raise NotRegularFileError(f"{path} is {kind}, not an audio file: name a WAV file")
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
     try:
@@ -203,6 +209,9 @@ class MeasuredRIR:
         Factor applied for unit norm (1.0 when ``normalize=False``).
     latency : float
         Seconds removed from the start of the recording (0: none).
+    sha256 : str or None
+        SHA-256 (hexadecimal) of the file read, which identifies the target of a run
+        (:func:`sdn.train.resume_hash`); None for a target made in memory.
     """
 
     signal: object = field(repr=False)
@@ -216,6 +225,7 @@ class MeasuredRIR:
     peak_index: int
     scale: float
     latency: float = 0.0
+    sha256: str | None = None
 
     def __len__(self) -> int:
         return int(self.signal.shape[-1])
@@ -239,6 +249,7 @@ class MeasuredRIR:
             "peak_index": self.peak_index,
             "scale": self.scale,
             "latency": self.latency,
+            "sha256": self.sha256,
         }
 
 
@@ -321,6 +332,7 @@ def load_rir(
     if verify:
         data.verify_file(path, entry.name if entry else None)
     sample_rate = _sample_rate(sample_rate)
+    digest = data.sha256sum(path)
     audio, rate = read_audio(path)
     if audio.shape[1] < MIN_SAMPLES:
         raise ValueError(f"{path} holds {audio.shape[1]} sample(s) per channel; a room impulse "
@@ -366,4 +378,5 @@ def load_rir(
         peak_index=int(np.argmax(np.abs(h))),
         scale=scale,
         latency=float(latency),
+        sha256=digest,
     )

@@ -2,12 +2,17 @@
 and the training checkpoint.
 
 A run folder belongs to exactly one run, identified by its resume hash
-(:func:`sdn.train.resume_hash`: the experiment and room configs without the number of epochs).
+(:func:`sdn.train.resume_hash`: the experiment and room configs without the number of epochs, and
+the content of the target file).
 
+- One process at a time: :func:`locked` holds an exclusive lock (:data:`LOCK_FILE`, ``flock``) on
+  the folder for the whole run, and a second run into it is refused. The lock file does not count
+  as content, and it is deleted when the run ends.
 - A new run needs an empty or absent folder. ``overwrite`` first deletes the files named in
   :data:`RUN_FILES` (and temporary files left by a killed write) and nothing else.
 - Resuming needs ``checkpoint.pt`` (and ``config.json``, when present) of the same run; another
-  run's checkpoint is refused, naming both hashes.
+  run's checkpoint is refused, naming both hashes, a changed target file is refused naming the
+  file, and so is a number of epochs below those the checkpoint holds.
 - ``checkpoint.pt`` holds the model, the optimiser state, the history and the best weights so far,
   with the run's hashes and a checksum (:mod:`sdn.checkpoint`), verified before use.
 - Every file is written atomically: an interrupted run leaves the files of its last completed
@@ -15,44 +20,114 @@ A run folder belongs to exactly one run, identified by its resume hash
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
+import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import checkpoint
 from .checkpoint import CheckpointError
-from .fileio import atomic_path, write_text
+from .fileio import write_float_wav, write_text
 from .model import SDN
 from .optimisation import HISTORY_FIELDS
 
 RUN_FILES = ("config.json", "history.csv", "checkpoint.pt", "model.pt", "best.pt", "ir.wav", "metrics.json")
-TRAINING_CHECKPOINT_FORMAT = "sdn-training-checkpoint-v1"
+#: Held (``flock``) by the run using the folder; not content of the run, deleted when it ends.
+LOCK_FILE = ".sdn-run.lock"
+# v2: the checkpoint records the SHA-256 of the target file (v1 could not tell a replaced target)
+TRAINING_CHECKPOINT_FORMAT = "sdn-training-checkpoint-v2"
 START_AGAIN = "start the run again with --overwrite"  # the remedy for a run folder that cannot be resumed
 
 
 class RunFolderError(ValueError):
-    """A run folder cannot take this run: it is a file, holds files for a new run, or holds another run."""
+    """A run folder cannot take this run: it is a file, is in use, holds files for a new run, or
+    holds another run."""
 
 
-def prepare(run_dir: Path, expected_hash: str, resume: bool, overwrite: bool) -> dict | None:
-    """Check that ``run_dir`` can take a run, and clear it for a new one.
+@contextlib.contextmanager
+def locked(run_dir: Path):
+    """Hold the exclusive lock of ``run_dir`` (created if absent) while the block runs.
+
+    The lock is an ``flock`` on ``run_dir/LOCK_FILE``, released by the system when the process
+    ends, however it ends; a lock file left by a killed run is therefore taken over. On leaving
+    the block the lock file is deleted, and so is ``run_dir`` when this call created it and it is
+    empty.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        The run folder.
+
+    Raises
+    ------
+    RunFolderError
+        When ``run_dir`` is a file or cannot be created, or another process holds its lock.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir} is a file, not a run folder: choose another --out")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        raise RunFolderError(f"cannot create {run_dir}: a file stands where a folder of its path should "
+                             f"be ({err.strerror}); choose another --out") from err
+    path = run_dir / LOCK_FILE
+    while True:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise RunFolderError(f"{run_dir} is in use by another run (it holds {path}): wait until that run "
+                                 f"ends, or choose another --out") from None
+        # The previous holder deletes the file before it lets go; a lock on that deleted file
+        # would exclude nobody, so lock the file now at the path instead.
+        try:
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        opened = os.fstat(handle)
+        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            break
+        os.close(handle)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # while still holding the lock: see above
+        os.close(handle)
+        if created:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only if the run wrote nothing
+
+
+def prepare(run_dir: Path, identity: dict, epochs: int, resume: bool, overwrite: bool,
+            target_file: str | None = None) -> dict | None:
+    """Check that ``run_dir`` can take a run, and clear it for a new one; call it holding
+    :func:`locked`.
 
     Parameters
     ----------
     run_dir : pathlib.Path
         The run folder (need not exist).
-    expected_hash : str
-        The run's resume hash (:func:`sdn.train.resume_hash`).
+    identity : dict
+        ``resume_hash`` (:func:`sdn.train.resume_hash`) and ``target_sha256`` (of the target
+        file; None for a target in memory) of the run.
+    epochs : int
+        The number of epochs the run asks for in all.
     resume : bool
         Continue the run in the folder: see :func:`read_state`.
     overwrite : bool
         For a new run in a folder that holds files: delete those named in :data:`RUN_FILES` first,
         and leave any other file alone. Temporary files of those names, left by a killed write,
         are deleted in every case that goes on.
+    target_file : str, optional
+        The target file, named in a message when it has changed since the run started.
 
     Returns
     -------
@@ -62,18 +137,16 @@ def prepare(run_dir: Path, expected_hash: str, resume: bool, overwrite: bool) ->
     Raises
     ------
     RunFolderError
-        When ``run_dir`` is a file, or holds files for a new run without ``overwrite``, or (when
-        resuming) has no checkpoint or that of another run.
+        When ``run_dir`` holds files for a new run without ``overwrite``, or (when resuming) has
+        no checkpoint or that of another run, of another target file or of more epochs.
     sdn.checkpoint.CheckpointError
         When resuming from a damaged checkpoint.
     """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunFolderError(f"{run_dir} is a file, not a run folder: choose another --out")
     saved = None
     if resume:
-        saved = read_state(run_dir, expected_hash)
+        saved = read_state(run_dir, identity, epochs, target_file)
     else:
-        present = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+        present = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE) if run_dir.is_dir() else []
         if present and not overwrite:
             listed = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
             raise RunFolderError(f"{run_dir} is not empty ({listed}): add --overwrite to replace the run in it, "
@@ -86,29 +159,41 @@ def prepare(run_dir: Path, expected_hash: str, resume: bool, overwrite: bool) ->
     return saved
 
 
-def read_state(run_dir: Path, expected_hash: str) -> dict:
+def read_state(run_dir: Path, identity: dict, epochs: int, target_file: str | None = None) -> dict:
     """The verified content of ``run_dir/checkpoint.pt``, if it and ``config.json`` belong to the run.
 
     Parameters
     ----------
     run_dir : pathlib.Path
         The run folder.
-    expected_hash : str
-        The run's resume hash; ``checkpoint.pt`` and ``config.json`` (when present) must hold it.
+    identity : dict
+        The run's ``resume_hash``, which ``checkpoint.pt`` and ``config.json`` (when present)
+        must hold, and ``target_sha256``, which ``checkpoint.pt`` must hold.
+    epochs : int
+        The number of epochs the run asks for in all: at least those of the checkpoint.
+    target_file : str, optional
+        The target file, for the message when its content has changed.
 
     Returns
     -------
     dict
-        ``run_hash``, ``resume_hash``, ``dtype``, ``model`` (state_dict), ``optimizer`` (state),
-        ``history`` (list of rows) and ``best`` (``epoch``, ``total``, ``state``; or None).
+        ``run_hash``, ``resume_hash``, ``target_sha256``, ``dtype``, ``model`` (state_dict),
+        ``optimizer`` (state), ``history`` (list of rows) and ``best`` (``epoch``, ``total``,
+        ``state``; or None).
     """
+    expected_hash = identity["resume_hash"]
     path = run_dir / "checkpoint.pt"
     if not path.is_file():
         raise RunFolderError(f"cannot resume: there is no {path} (the run stopped before its first "
                              f"checkpoint, or never ran there); {START_AGAIN}")
     state = checkpoint.read(path, TRAINING_CHECKPOINT_FORMAT,
-                            ("resume_hash", "dtype", "model", "optimizer", "history", "best"),
+                            ("resume_hash", "target_sha256", "dtype", "model", "optimizer", "history", "best"),
                             "a training checkpoint", START_AGAIN)
+    if state["target_sha256"] != identity["target_sha256"]:
+        raise RunFolderError(f"cannot resume {run_dir}: the target file {target_file or '(in memory)'} has changed "
+                             f"since the run started (SHA-256 {str(state['target_sha256'])[:16]}... then, "
+                             f"{str(identity['target_sha256'])[:16]}... now); put the original back, "
+                             f"{START_AGAIN}, or choose another --out")
     if state["resume_hash"] != expected_hash:
         raise RunFolderError(f"cannot resume {run_dir}: its checkpoint.pt belongs to run {state['resume_hash']}, "
                              f"these configs make run {expected_hash}; resume with the configs it was started "
@@ -123,6 +208,10 @@ def read_state(run_dir: Path, expected_hash: str) -> dict:
         if previous != expected_hash:
             raise RunFolderError(f"cannot resume {run_dir}: its config.json belongs to run {previous}, its "
                                  f"checkpoint.pt to run {expected_hash}; {START_AGAIN}")
+    if len(state["history"]) > epochs:
+        raise RunFolderError(f"cannot resume {run_dir}: its checkpoint.pt holds {len(state['history'])} epochs, "
+                             f"more than the {epochs} asked for; ask for at least {len(state['history'])} "
+                             f"(--epochs), or choose another --out")
     return state
 
 
@@ -134,7 +223,7 @@ def save_checkpoint(path: Path, hashes: dict, model: SDN, optimizer, history: li
     path : pathlib.Path
         Usually ``run_dir / "checkpoint.pt"``.
     hashes : dict
-        ``run_hash`` and ``resume_hash`` of the run.
+        ``run_hash``, ``resume_hash`` and ``target_sha256`` of the run.
     model : sdn.SDN
         The model being trained.
     optimizer : torch.optim.Optimizer
@@ -217,17 +306,13 @@ def write_outputs(run_dir: Path, model: SDN, best: dict | None, history: list, m
     run_hash : str
         Stored in model.pt and best.pt.
     """
-    import soundfile as sf
-
     model.save(run_dir / "model.pt", run_hash=run_hash)
     if best is not None:
         best_model = SDN.from_config(model.config, dtype=model.dtype)
         best_model.load_state_dict(best["state"])
         best_model.save(run_dir / "best.pt", run_hash=run_hash)
     write_history(run_dir / "history.csv", history)
-    with atomic_path(run_dir / "ir.wav") as tmp:
-        sf.write(str(tmp), ir.detach().cpu().numpy().astype(np.float32), int(model.sample_rate), subtype="FLOAT",
-                 format="WAV")
+    write_float_wav(run_dir / "ir.wav", ir.detach().cpu().numpy(), int(model.sample_rate))
     write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
 
 

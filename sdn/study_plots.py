@@ -162,7 +162,7 @@ def line_corrections(model: SDN) -> dict:
     Examples
     --------
     >>> import sdn  # doctest: +SKIP
-    >>> corrections = line_corrections(sdn.load("results/runs/correction_fir0/model.pt"))  # doctest: +SKIP
+    >>> corrections = line_corrections(sdn.load("results/runs/correction_fir0/best.pt"))  # doctest: +SKIP
     >>> float(abs(corrections["direct"][0]))  # metres  # doctest: +SKIP
     """
     if model.batch_shape:
@@ -195,10 +195,10 @@ def distance_corrections(models: Mapping, figsize=None):
 
     Examples
     --------
-    In a notebook, from the run folders' ``model.pt``:
+    In a notebook, from the run folders' evaluated weights (``best.pt``):
 
     >>> import sdn  # doctest: +SKIP
-    >>> models = {m: sdn.load(f"results/runs/{m}/model.pt") for m in ("correction_fir0", "correction_fir6")}  # doctest: +SKIP
+    >>> models = {m: sdn.load(f"results/runs/{m}/best.pt") for m in ("correction_fir0", "correction_fir6")}  # doctest: +SKIP
     >>> fig = distance_corrections(models)  # doctest: +SKIP
     """
     missing = [label for label, model in models.items() if not model.config["distance_correction"]]
@@ -246,10 +246,10 @@ def extraction_weights(models: Mapping, figsize=None):
 
     Examples
     --------
-    In a notebook, from the run folders' ``model.pt``:
+    In a notebook, from the run folders' evaluated weights (``best.pt``):
 
     >>> import sdn  # doctest: +SKIP
-    >>> fig = extraction_weights({m: sdn.load(f"results/runs/{m}/model.pt")
+    >>> fig = extraction_weights({m: sdn.load(f"results/runs/{m}/best.pt")
     ...                           for m in ("prior_fir6", "faithful_prior_fir6")})  # doctest: +SKIP
     """
     off_diagonal = ~np.eye(len(WALL_NAMES), dtype=bool)

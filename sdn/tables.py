@@ -28,8 +28,8 @@ import pandas as pd
 
 from . import study
 
-__all__ = ["Column", "COLUMNS", "HEADLINE", "HEADLINE_PCT", "NOT_MEASURABLE", "study_order",
-           "format_table", "headline_table", "band_error_table", "sensitivity_table"]
+__all__ = ["Column", "COLUMNS", "HEADLINE", "HEADLINE_PCT", "NOT_MEASURABLE", "ENSEMBLE_CAPTION", "study_order",
+           "format_table", "headline_table", "failures", "band_error_table", "sensitivity_table"]
 
 
 class Column(NamedTuple):
@@ -148,16 +148,22 @@ def headline_table(summary: pd.DataFrame, caption: str | None = None):
     summary : pandas.DataFrame
         Summary rows: ``model`` and either ``edc_error_db``, ``T30_err_mean``, ``EDT_err_mean``
         (fractions, as in ``metrics.json``) or ``edc_error_db``, ``t30_error_pct``,
-        ``edt_error_pct`` (percent, as in ``tables/summary.csv``); other columns are ignored.
+        ``edt_error_pct`` (percent, as in ``tables/summary.csv``). When the rows are those of an
+        ensemble (:func:`sdn.ensemble.summary_rows`: ``n_seeds`` and the ``_min``/``_max`` and
+        ``n_<status>`` columns), these are medians, and the table adds their ranges, the largest
+        wall gain over all fits and the failed fits (:data:`ENSEMBLE_CAPTION`).
     caption : str, optional
-        One sentence under the table (e.g. what lower means).
+        One sentence under the table (e.g. what lower means); with an ensemble it follows
+        :data:`ENSEMBLE_CAPTION`.
 
     Returns
     -------
     pandas.io.formats.style.Styler
         Columns ``model``, ``EDC error (dB)`` (2 decimals), ``T30 error (%)`` and ``EDT error
-        (%)`` (1 decimal); the paper's configurations first, each converged variant right after
-        its paper-budget row, then the baselines and the released code's emulation.
+        (%)`` (1 decimal), then for an ensemble ``<error> range`` (min to max), ``largest wall
+        gain (dB)``, ``seeds`` and ``failed`` (how many, the rate and why); the paper's
+        configurations first, each converged variant right after its paper-budget row, then the
+        baselines and the released code's emulation.
 
     Examples
     --------
@@ -174,7 +180,41 @@ def headline_table(summary: pd.DataFrame, caption: str | None = None):
     """
     if "model" not in summary.columns:
         raise ValueError(f"the summary rows need a 'model' column, got {list(summary.columns)}")
-    return format_table(summary[["model", *_headline_keys(summary)]], caption=caption)
+    keys = _headline_keys(summary)
+    if "n_seeds" not in summary.columns:
+        return format_table(summary[["model", *keys]], caption=caption)
+    rows = summary.set_index("model").loc[study_order(list(summary["model"]))]
+    frame = pd.DataFrame({"model": [study.label(m) for m in rows.index]})
+    shown = {key: COLUMNS[key] for key in keys}
+    for key, column in shown.items():
+        frame[column.header] = rows[key].to_numpy(dtype=np.float64) * column.scale
+    for key, column in shown.items():
+        low, high = (rows[f"{key}_{end}"].to_numpy(dtype=np.float64) * column.scale for end in ("min", "max"))
+        frame[column.header.replace(" (", " range (")] = [
+            "n/a" if np.isnan(a) else f"{a:.{column.decimals}f} to {b:.{column.decimals}f}" for a, b in zip(low, high)]
+    gain = Column("largest wall gain (dB)", 2)
+    frame[gain.header] = rows["wall_gain_max_db_all"].to_numpy(dtype=np.float64)
+    frame["seeds"] = rows["n_seeds"].astype(int).to_numpy()
+    frame["failed"] = [failures(row) for _, row in rows.iterrows()]
+    caption = ENSEMBLE_CAPTION + (f" {caption}" if caption else "")
+    return _styled(frame, {**shown, "gain": gain}, caption)
+
+
+#: What the ensemble form of :func:`headline_table` shows.
+ENSEMBLE_CAPTION = ("Medians and ranges (minimum to maximum) over the fits that did not fail, one per seed; "
+                    "failed: training diverged, the trained response is unstable, or the final loss lies far above "
+                    "the configuration's median (sdn.ensemble); n/a: every fit failed. Largest wall gain: the "
+                    "highest |H(e^jw)| of any wall, over all fits (above 0 dB a wall adds energy).")
+
+
+def failures(row) -> str:
+    """The failed fits of a summary row in words, e.g. ``"2 of 8 (25 %): 1 unstable, 1 far above"``."""
+    failed = int(row["n_seeds"] - row["n_ok"])
+    if not failed:
+        return "none"
+    reasons = [f"{int(row[f'n_{s}'])} {s.replace('_', ' ')}" for s in ("diverged", "unstable", "far_above")
+               if row[f"n_{s}"]]
+    return f"{failed} of {int(row['n_seeds'])} ({100 * failed / row['n_seeds']:.0f} %): {', '.join(reasons)}"
 
 
 def band_error_table(metrics: Mapping[str, Mapping], parameter: str = "T30", caption: str | None = None):

@@ -8,18 +8,22 @@ inspect, reproduce and resume one run::
     config.json    resolved experiment + room config, package versions, hashes
     history.csv    per-epoch loss terms and total
     checkpoint.pt  model + optimiser + history (for --resume), every checkpoint_every epochs
-    model.pt       final weights, best.pt lowest-loss weights (sdn.load)
-    ir.wav         the trained model's evaluation render (float32 WAV, unit norm): every
+    model.pt       final weights, best.pt lowest-loss weights (sdn.load): the evaluated ones
+    ir.wav         the evaluation render of best.pt (float32 WAV, unit norm): every
                    acoustic parameter in metrics.json is computed from it
     metrics.json   acoustic parameters and errors of the target, initial and trained model
 
-A run folder belongs to exactly one run. ``hash`` in ``config.json`` (:func:`run_hash`) ties the
-results to the experiment and room configs; ``resume_hash`` (:func:`resume_hash`) is the same
-without the number of epochs, so that a run can be resumed for more epochs. Every ``.pt`` file
-stores the run's hash and a checksum of its content (:mod:`sdn.checkpoint`). A new run refuses a
-folder that is not empty unless ``overwrite`` is given, which first deletes the files above (and
-only those); ``resume`` refuses a checkpoint of another run, naming both hashes. Every file is
-written atomically, so an interrupted run leaves the files of its last completed write.
+A run folder belongs to exactly one run, and to one process at a time: :func:`fit` holds its lock
+(:func:`sdn.run_folder.locked`) from start to end. ``hash`` in ``config.json`` (:func:`run_hash`)
+ties the results to the experiment and room configs; ``resume_hash`` (:func:`resume_hash`) is the
+same without the number of epochs and with the SHA-256 of the target file, so that a run can be
+resumed for more epochs, but not on a replaced target. Every ``.pt`` file stores the run's hash
+and a checksum of its content (:mod:`sdn.checkpoint`). A new run refuses a folder that is not
+empty unless ``overwrite`` is given, which first deletes the files above (and only those);
+``resume`` refuses a checkpoint of another run (naming both hashes), of another target file, or
+of more epochs than asked for. Every file is written atomically, so an interrupted run leaves the
+files of its last completed write; two identical runs write identical files but for the time of
+each epoch (``seconds`` in ``history.csv`` and in ``checkpoint.pt``).
 
 Command line::
 
@@ -27,35 +31,56 @@ Command line::
         --room config/rooms/homula_s1_r2hom1.yaml [--epochs N] [--device cpu|cuda] [--out DIR] \\
         [--resume | --overwrite] [--threads N]
 
-Exit status: 0 done; 1 training stopped (unstable model or non-finite loss; the folder keeps the
-last good weights) or a system error (disk full, ...); 2 a user error (bad option, config or run
-folder, corrupt checkpoint), reported in one line; 130 interrupted (Ctrl-C).
+Every failure is one line on stderr. Exit status: 0 done; 1 training stopped (unstable model,
+non-finite loss or a failed step; the folder keeps the last good weights) or a system error (disk
+full, out of memory, anything unexpected); 2 a user error (bad option, config or run folder, a
+folder in use, corrupt checkpoint, a fit larger than the memory available); 130 interrupted
+(Ctrl-C, also while the command starts).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import errno
+import functools
+import inspect
 import json
 import logging
 import math
+import os
 import platform
+import signal
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+NOTHING_WRITTEN = "nothing was written: run the same command again"
+
+
+def _interrupted_while_starting(signum, frame):
+    """SIGINT handler of ``python -m sdn.train`` until :func:`main` runs: one line, status 130."""
+    print(f"interrupted; {NOTHING_WRITTEN}", file=sys.stderr)
+    raise SystemExit(130)
+
+
+if __name__ == "__main__":  # Ctrl-C while the imports below load torch (1-2 s) is no traceback
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
 import numpy as np
 import torch
 
-from . import __version__, run_folder
+from . import __version__, native, run_folder
 from .allocator import keep_freed_memory
 from .baselines import absorption_from_reverberation_time
-from .config import ExperimentConfig, RoomConfig, config_hash, load_experiment, load_room_config
+from .config import MAX_EPOCHS, ExperimentConfig, RoomConfig, config_hash, load_experiment, load_room_config
 from .evaluation import evaluate
 from .fileio import write_text
+from .initialisation import perturb_parameters
 from .losses import SDNLoss
 from .model import SDN
-from .optimisation import Diverged, PlateauStop, progress_bar, train_step, unit_norm_render, unit_norm_targets
+from .optimisation import (Diverged, PlateauStop, is_out_of_memory, progress_bar, train_step, unit_norm_render,
+                           unit_norm_targets)
 from .stability import UnstableSDNError
 
 log = logging.getLogger(__name__)
@@ -74,9 +99,10 @@ class FitResult:
         One row per epoch: ``epoch``, ``edc``, ``edr``, ``edp``, ``total``, ``seconds``.
     metrics : dict
         ``target``, ``initial`` and ``trained`` entries of :func:`sdn.evaluation.evaluate` plus the
-        loss terms, ``stopped`` (None), ``best_epoch``, and ``plateau_epoch``: with a plateau stop
-        (``training.patience > 0``), the number of epochs after which it ended training, None when
-        it did not (or is not configured).
+        loss terms (``trained``: the lowest-loss weights, :func:`evaluated_model`), ``stopped``
+        (None), ``best_epoch`` (the epoch whose weights ``trained`` describes), and
+        ``plateau_epoch``: with a plateau stop (``training.patience > 0``), the number of epochs
+        after which it ended training, None when it did not (or is not configured).
     run_dir : pathlib.Path or None
         The run folder, None when run in memory.
     config : dict
@@ -150,24 +176,147 @@ def run_hash(experiment: ExperimentConfig, room_config: RoomConfig) -> str:
     return config_hash({"experiment": experiment.to_dict(), "room": room_config.to_dict()})
 
 
-def resume_hash(experiment: ExperimentConfig, room_config: RoomConfig) -> str:
-    """:func:`run_hash` without the number of epochs: the identity of a run across resumes.
+def resume_hash(experiment: ExperimentConfig, room_config: RoomConfig, target_sha256: str | None = None) -> str:
+    """The identity of a run across resumes: :func:`run_hash` without the number of epochs, and
+    with the content of the target file.
 
-    Stored in ``config.json`` and ``checkpoint.pt``; ``--resume`` requires it to match.
+    Stored in ``config.json`` and ``checkpoint.pt``; ``--resume`` requires it to match, so a
+    target file replaced at the same path is refused. (:func:`run_hash`, the hash of the book's
+    tables, names the target file by its config only.)
+
+    Parameters
+    ----------
+    experiment : sdn.config.ExperimentConfig
+        The experiment (its number of epochs is ignored).
+    room_config : RoomConfig
+        The room and its target.
+    target_sha256 : str, optional
+        SHA-256 of the target file (:attr:`sdn.rir.MeasuredRIR.sha256`); None for a target made
+        in memory.
+
+    Returns
+    -------
+    str
+        16 hexadecimal digits.
     """
-    return run_hash(experiment.replace(training={"epochs": 0}), room_config)
+    configs = run_hash(experiment.replace(training={"epochs": 0}), room_config)
+    return configs if target_sha256 is None else config_hash({"configs": configs, "target_sha256": target_sha256})
 
 
 def _device(device) -> torch.device:
+    """``device`` as a torch device, if it is the CPU or an available CUDA device; else ValueError."""
     try:
         device = torch.device(device or "cpu")
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device {device!r} is not a torch device: use cpu or cuda") from err
+    if device.type not in ("cpu", "cuda"):  # e.g. meta, which holds no data to train
+        raise ValueError(f"device {str(device)!r} is not supported: use cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False: use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} does not exist: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s), numbered from 0")
     return device
 
 
+# Peak memory of a fit, bytes per sample, measured on the CPU (FIR orders 0 and 6, float32 models,
+# 1e5 and 4e5 samples) with a margin: a training epoch at the target's length, forward and
+# backward (1.8-1.9 kB measured; a float64 model needs twice as much), and an evaluation render
+# (float64 whatever the model, 0.20-0.23 kB) with its acoustic parameters (0.43-0.52 kB). The
+# initial model's evaluation runs alongside training.
+TRAINING_BYTES_PER_SAMPLE = 2500
+EVALUATION_BYTES_PER_SAMPLE = 800
+
+
+def _evaluation_cap(n_samples: int, max_seconds: float, sample_rate: int) -> int:
+    """Longest evaluation render, samples: ``max_seconds``, and at least the target's length."""
+    return max(n_samples, int(max_seconds * sample_rate))
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes of memory a fit on ``device`` can still take; None when the system does not say.
+
+    Parameters
+    ----------
+    device : torch.device
+        The CPU or a CUDA device.
+
+    Returns
+    -------
+    int or None
+        On the CPU, ``MemAvailable`` of ``/proc/meminfo`` (Linux), else the free physical pages;
+        on CUDA, the device's free memory.
+    """
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(n_samples: int, max_eval_seconds: float, sample_rate: int, device: torch.device) -> int:
+    """Estimate the peak memory of a fit and refuse one that cannot fit in the memory available.
+
+    Parameters
+    ----------
+    n_samples : int
+        The target's length.
+    max_eval_seconds : float
+        Longest evaluation render, seconds.
+    sample_rate : int
+        Hz.
+    device : torch.device
+        Where the fit runs.
+
+    Returns
+    -------
+    int
+        The estimate, bytes: :data:`TRAINING_BYTES_PER_SAMPLE` per target sample (for a float32
+        model; in proportion to the size of torch's default dtype) and
+        :data:`EVALUATION_BYTES_PER_SAMPLE` per sample of the longest evaluation render.
+
+    Raises
+    ------
+    ValueError
+        When the estimate exceeds :func:`available_memory`; the message gives both and what to
+        lower.
+    """
+    cap = _evaluation_cap(n_samples, max_eval_seconds, sample_rate)
+    training = TRAINING_BYTES_PER_SAMPLE * torch.get_default_dtype().itemsize // 4
+    estimate = training * n_samples + EVALUATION_BYTES_PER_SAMPLE * cap
+    available = available_memory(device)
+    if available is not None and estimate > available:
+        raise ValueError(f"this fit needs about {estimate / 2**30:.1f} GiB of memory on {device} (a target of "
+                         f"{n_samples} samples, evaluation renders of up to {cap} samples at {sample_rate} Hz), "
+                         f"more than the {available / 2**30:.1f} GiB available: lower --max-eval-seconds or the "
+                         f"sample_rate, or use a shorter target")
+    return estimate
+
+
+def _holding_run_folder(function):
+    """:func:`fit` with its run folder ``out`` locked for the whole call (:func:`sdn.run_folder.locked`)."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def locked(*args, **kwargs):
+        out = signature.bind(*args, **kwargs).arguments.get("out")
+        if out is None:
+            return function(*args, **kwargs)
+        with run_folder.locked(Path(out)):
+            return function(*args, **kwargs)
+
+    return locked
+
+
+@_holding_run_folder
 def fit(
     experiment: ExperimentConfig,
     room_config: RoomConfig,
@@ -192,16 +341,18 @@ def fit(
     room_config : RoomConfig
         Geometry and measured target (``load_room_config``).
     out : str or pathlib.Path, optional
-        Run folder (created). It must be empty or absent unless ``resume`` or ``overwrite``.
-        None keeps everything in memory.
+        Run folder (created). It must be empty or absent unless ``resume`` or ``overwrite``, and
+        is locked for the whole call (:func:`sdn.run_folder.locked`): a second fit into it, from
+        any process, is refused. None keeps everything in memory.
     epochs : int, optional
         Total number of epochs; overrides ``experiment.training.epochs`` (with a plateau stop,
         :class:`sdn.optimisation.PlateauStop`, the most that are run).
     device : str or torch.device, optional
         ``"cpu"`` (default) or ``"cuda"``.
     resume : bool
-        Continue from ``out/checkpoint.pt``, which must belong to the same run (same configs,
-        any number of epochs); gives the same result, bit for bit, as an uninterrupted run.
+        Continue from ``out/checkpoint.pt``, which must belong to the same run (same configs and
+        target file, :func:`resume_hash`; at least as many epochs as it holds); gives the same
+        result, bit for bit, as an uninterrupted run.
     overwrite : bool
         Start a new run in a folder that holds files: delete those of
         :data:`sdn.run_folder.RUN_FILES` first (and no other file).
@@ -223,14 +374,17 @@ def fit(
     Raises
     ------
     sdn.run_folder.RunFolderError
-        When ``out`` is a file, is not empty for a new run, or holds another run's checkpoint.
+        When ``out`` is a file, is in use by another fit, is not empty for a new run, or holds the
+        checkpoint of another run, of another target file or of more epochs than ``epochs``.
     sdn.checkpoint.CheckpointError
         When resuming from a truncated, corrupt or foreign ``checkpoint.pt``.
     sdn.optimisation.Diverged
         When the loss becomes non-finite or the model unstable, after saving the last good
         weights, the history and the metrics so far.
     ValueError
-        For a device that is not available, or ``resume`` together with ``overwrite``.
+        For a device that is not available, ``resume`` together with ``overwrite``, or a fit whose
+        memory estimate exceeds the memory available (:func:`check_memory`), raised before the run
+        folder is touched.
 
     Notes
     -----
@@ -257,16 +411,18 @@ def fit(
     run_dir = Path(out) if out is not None else None
     if resume and run_dir is None:
         raise ValueError("resume needs a run folder (out)")
-    hashes = {"run_hash": run_hash(experiment, room_config), "resume_hash": resume_hash(experiment, room_config)}
-    saved = None if run_dir is None else run_folder.prepare(run_dir, hashes["resume_hash"], resume, overwrite)
 
-    torch.manual_seed(experiment.training.seed)
     fs = experiment.model.sample_rate
     target = target if target is not None else room_config.load_target(sample_rate=fs)
     if target.sample_rate != fs:
         raise ValueError(f"target sample rate {target.sample_rate} Hz differs from the model's {fs} Hz")
+    check_memory(len(target), max_eval_seconds, fs, device)  # before the run folder is touched
+    hashes = {"run_hash": run_hash(experiment, room_config), "target_sha256": target.sha256,
+              "resume_hash": resume_hash(experiment, room_config, target.sha256)}
+    saved = None if run_dir is None else run_folder.prepare(run_dir, hashes, experiment.training.epochs, resume,
+                                                            overwrite, str(target.path))
     alpha = resolve_alpha(experiment, room_config, target.rt60 if target.rt60 else _rt60(target.signal, fs))
-    model = build_model(experiment, room_config, alpha, device)
+    model = perturb_parameters(build_model(experiment, room_config, alpha, device), experiment.training.seed)
     y = unit_norm_targets(target.signal, model)
     n = y.shape[-1]
     loss_fn = SDNLoss(fs, weights=(experiment.loss.edc, experiment.loss.edr, experiment.loss.edp))
@@ -279,6 +435,7 @@ def fit(
         "hash": hashes["run_hash"],
         "resume_hash": hashes["resume_hash"],
         "versions": versions(),
+        "compute_path": native.compute_path(device),  # the results are the same bits along one path only
     }
     # its own copy of the model, which training changes, and its own loss, which caches the target's features
     initial = _in_background(_model_metrics, copy.deepcopy(model), y, SDNLoss(fs, weights=loss_fn.weights),
@@ -293,7 +450,7 @@ def fit(
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     stopped = plateau_epoch = None
     training = experiment.training
-    plateau = PlateauStop(training.patience, training.min_delta) if training.patience else None
+    plateau = PlateauStop(training.patience, training.min_delta, training.min_epochs) if training.patience else None
     if plateau is not None and any([plateau.update(row["total"]) for row in history]):
         plateau_epoch = len(history)  # a resumed run that had already converged
     epochs_total = experiment.training.epochs if plateau_epoch is None else len(history)
@@ -319,7 +476,7 @@ def fit(
 
     if stopped is not None:
         model.load_state_dict(last_good)  # weights that produced the last finite loss
-    trained, ir = _model_metrics(model, y, loss_fn, max_eval_seconds)
+    trained, ir = _model_metrics(evaluated_model(model, best), y, loss_fn, max_eval_seconds)
     metrics = {"target": evaluate(y, None, fs), "initial": initial.result()[0], "trained": trained}
     metrics["stopped"] = None if stopped is None else str(stopped)
     metrics["best_epoch"] = None if best is None else best["epoch"]
@@ -329,6 +486,35 @@ def fit(
     if stopped is not None:
         raise stopped
     return FitResult(model=model, history=history, metrics=metrics, run_dir=run_dir, config=resolved)
+
+
+def evaluated_model(model: SDN, best: dict | None) -> SDN:
+    """The weights a fit is evaluated at: those of its lowest training loss (``best.pt``).
+
+    One rule for every run of the study, whether it ends at its budget, at a plateau stop or on
+    divergence. Full-batch Adam oscillates: the history's lowest loss falls a few to tens of
+    epochs before the end, and the loss of the last step's weights is never computed during
+    training, so "final" would mean a point at an arbitrary phase of an oscillation, and a plateau
+    stop ends by construction ``patience`` epochs after the last improvement. The lowest-loss
+    weights are what the fit's objective chose, and they always have a finite loss.
+
+    Parameters
+    ----------
+    model : sdn.SDN
+        The model at the end of training.
+    best : dict or None
+        ``state`` (a state_dict) of the lowest loss; None (no epoch run) evaluates ``model``.
+
+    Returns
+    -------
+    sdn.SDN
+        ``model`` itself, or a copy holding the best weights.
+    """
+    if best is None:
+        return model
+    chosen = copy.deepcopy(model)
+    chosen.load_state_dict(best["state"])
+    return chosen
 
 
 def _rt60(signal: torch.Tensor, fs: int) -> float:
@@ -356,7 +542,7 @@ def evaluation_render(model: SDN, n_samples: int, max_seconds: float) -> tuple[t
     stable : bool
         False when the model grows within the cap; ``h`` is then only ``n_samples`` long.
     """
-    cap = max(n_samples, int(max_seconds * model.sample_rate))
+    cap = _evaluation_cap(n_samples, max_seconds, model.sample_rate)
     with torch.no_grad():
         try:
             h, stable = model.impulse_response(None, max_samples=cap), True
@@ -399,15 +585,21 @@ def _one_line(err: BaseException, limit: int = 600) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _interrupted_note(out: Path | None) -> str:
-    """What an interrupted run left behind and how to go on, in one line."""
+def _next_step(out: Path | None) -> str:
+    """What a run that stopped left in its folder ``out`` and how to go on, in words."""
     try:
         done = None if out is None else run_folder.saved_epochs(out)
     except (OSError, ValueError):
-        return f"interrupted; {out / 'checkpoint.pt'} cannot be read: {run_folder.START_AGAIN}"
-    if done is None:
-        return "interrupted before the first checkpoint: run the same command again, with --overwrite"
-    return f"interrupted; {out / 'checkpoint.pt'} holds {done} epochs: run the same command with --resume to continue"
+        return f"{out / 'checkpoint.pt'} cannot be read: {run_folder.START_AGAIN}"
+    if done is not None:
+        return f"{out / 'checkpoint.pt'} holds {done} epochs: run the same command with --resume to continue"
+    try:
+        written = out is not None and any(p.name != run_folder.LOCK_FILE for p in out.iterdir())
+    except OSError:
+        written = False
+    if written:
+        return "no checkpoint yet: run the same command again, with --overwrite"
+    return NOTHING_WRITTEN
 
 
 def _read_config(option: str, loader, path: str):
@@ -424,37 +616,49 @@ def _read_config(option: str, loader, path: str):
         raise ValueError(f"{option}: {err}") from err
 
 
-def _count(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return int(text)
+#: Most torch threads --threads may ask for: beyond a few per core, threads only wait on each other.
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+#: Longest evaluation render --max-eval-seconds may ask for: a render stops 100 dB below its peak,
+#: about 23 s for the untrained SDN (the slowest decay of the study); 10 minutes leave a wide margin.
+MAX_EVAL_SECONDS_OPTION = 600.0
 
 
-def _positive_count(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    if not (text.isdigit() and int(text) >= 1):
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
+def _whole_number(low: int, high: int):
+    """argparse type: a whole number in [low, high] (plain ASCII digits)."""
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and len(text) <= 20 and low <= int(text) <= high):
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low} and <= {high}, got {text!r}")
+        return int(text)
+
+    return parse
 
 
 def _seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
+    """argparse type: a finite number of seconds > 0 and <= :data:`MAX_EVAL_SECONDS_OPTION`."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not (math.isfinite(value) and 0 < value <= MAX_EVAL_SECONDS_OPTION):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and <= {MAX_EVAL_SECONDS_OPTION:g}, "
+                                         f"got {text!r}")
     return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with an error in one line (``error: ...``, status 2) like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {' '.join(message.split())}; see --help\n")
 
 
 def main(argv=None) -> int:
     """The command line (see the module docstring); returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m sdn.train", description="Fit an SDN to a measured RIR.")
+    parser = _Parser(prog="python -m sdn.train", description="Fit an SDN to a measured RIR.")
     parser.add_argument("--config", required=True, help="experiment YAML (config/experiments/*.yaml)")
     parser.add_argument("--room", required=True, help="room YAML (config/rooms/*.yaml)")
-    parser.add_argument("--epochs", type=_count, default=None, help="override the configured number of epochs")
+    parser.add_argument("--epochs", type=_whole_number(0, MAX_EPOCHS), default=None,
+                        help="override the configured number of epochs")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default=None, help="run folder (default runs/<experiment>_<room>)")
     mode = parser.add_mutually_exclusive_group()
@@ -463,23 +667,25 @@ def main(argv=None) -> int:
                       help="start a new run in a folder that holds files, deleting the previous run's files")
     parser.add_argument("--max-eval-seconds", type=_seconds, default=MAX_EVAL_SECONDS,
                         help="longest evaluation render; renders stop 100 dB below their peak (default %(default)s)")
-    parser.add_argument("--threads", type=_positive_count, default=1,
+    parser.add_argument("--threads", type=_whole_number(1, MAX_THREADS), default=1,
                         help="torch threads (default 1: on a shared 2-core machine two threads were 6-8x slower, "
                              "benchmarks/README.md; run independent fits as separate processes instead)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    keep_freed_memory()  # every epoch reuses the last one's buffers (sdn.allocator)
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:  # from here on, KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = None
     try:
+        torch.set_num_threads(args.threads)
+        keep_freed_memory()  # every epoch reuses the last one's buffers (sdn.allocator)
         experiment = _read_config("--config", load_experiment, args.config)
         room_config = _read_config("--room", load_room_config, args.room)
         out = Path(args.out or f"runs/{experiment.name}_{room_config.name}")
         result = fit(experiment, room_config, out=out, epochs=args.epochs, device=args.device, resume=args.resume,
                      overwrite=args.overwrite, progress=not args.quiet, max_eval_seconds=args.max_eval_seconds)
     except KeyboardInterrupt:
-        print(_interrupted_note(out), file=sys.stderr)
+        print(f"interrupted; {_next_step(out)}", file=sys.stderr)
         return 130
     except Diverged as err:
         print(f"error: training stopped at {_one_line(err)}; the last good weights are in {out}", file=sys.stderr)
@@ -487,12 +693,19 @@ def main(argv=None) -> int:
     except (ValueError, IndexError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except (MemoryError, torch.cuda.OutOfMemoryError) as err:
-        print(f"error: out of memory ({_one_line(err, 200)}); use a shorter target, a smaller --max-eval-seconds "
-              f"or another --device", file=sys.stderr)
-        return 1
     except OSError as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"error: the disk is full ({_one_line(err, 200)}); free some space; {_next_step(out)}",
+                  file=sys.stderr)
+        else:
+            print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a system error, or a bug: one line all the same, status 1
+        if is_out_of_memory(err):
+            print(f"error: out of memory ({_one_line(err, 200)}); lower --max-eval-seconds or the sample_rate, "
+                  f"use a shorter target, or another --device", file=sys.stderr)
+        else:
+            print(f"error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
         return 1
     trained = result.metrics["trained"]
     print(f"{experiment.name} on {room_config.name}: loss {trained['loss_total']:.4f}, "

@@ -100,12 +100,19 @@ def read_yaml(path: str | os.PathLike, what: str = "config") -> dict:
     Raises
     ------
     FileNotFoundError
-        When ``path`` is not a file.
+        When ``path`` does not exist.
     ConfigError
-        For a syntax error, an anchor or alias, a repeated key, undecodable text or a document
-        that is not a mapping; one line naming the file (and line and column where known).
+        For a path that is a folder, a FIFO or another thing that is not a file, a syntax error,
+        an anchor or alias, a repeated key, nesting too deep to read, undecodable text or a
+        document that is not a mapping; one line naming the file (and line and column where
+        known).
     """
+    from .fileio import not_regular
+
     path = Path(path)
+    kind = not_regular(path)
+    if kind is not None:
+        raise ConfigError(f"{path} is {kind}, not a file: give the {what} as a YAML file")
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
@@ -118,6 +125,9 @@ def read_yaml(path: str | os.PathLike, what: str = "config") -> dict:
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"{path}: not a valid YAML file ({first[:_MAX_MESSAGE]})") from None
+    except RecursionError:  # the reader recurses once per level of nesting
+        raise ConfigError(f"{path}: nested too deeply to read (no sdn config nests more than three "
+                          f"levels); fix the file") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a {what} must be a mapping of keys to values, "
                           f"got {type(raw).__name__}")

@@ -347,7 +347,7 @@ def test_intro_opens_with_the_headline_table_and_its_numbers_are_summary_csv(qui
         for key in keys:
             value = float(summary[name][key])
             expected.append("n/a" if value != value else f"{value:.{tables.COLUMNS[key].decimals}f}")
-        assert shown[study.label(name)] == expected, name
+        assert shown[study.label(name)][:len(keys)] == expected, name  # the medians; their ranges follow
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """sdn.config and sdn.yamlfile: strict YAML, validated values, room configs read and written."""
 import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,11 +135,22 @@ def test_cli_yaml_syntax_error_is_one_line_exit_2(tmp_path, which):
     ("model: {alpha: 1.0}", r"alpha \(absorption\) must lie in \[0, 1\)"),
     ("model: {alpha: -0.1}", r"alpha \(absorption\) must lie in \[0, 1\)"),
     ("model: {alpha: .nan}", "alpha must be a finite number"),
-    ("model: {c: -343}", "model: c must be > 0"),
+    ("model: {c: -343}", r"model: c must be >= 100.0 and <= 2000.0 m/s"),
     ("model: {max_correction: -0.5}", "model: max_correction must be > 0"),
     ("model: {correction_scale: 0}", "model: correction_scale must be > 0"),
-    ("model: {sample_rate: 0}", "model: sample_rate must be > 0"),
+    ("model: {sample_rate: 0}", "model: sample_rate must be >= 1000 and <= 192000 Hz"),
     ("model: {fir_order: -1}", "model: fir_order must be >= 0"),
+    # Upper bounds: values that exhausted memory, overflowed float32 or left no finite weights.
+    ("model: {sample_rate: 10000000}", "model: sample_rate must be >= 1000 and <= 192000 Hz, got 10000000"),
+    ("model: {c: 1e-300}", "model: c must be >= 100.0 and <= 2000.0 m/s, got 1e-300"),
+    ("model: {c: 1e300}", "model: c must be >= 100.0 and <= 2000.0 m/s, got 1e[+]300"),
+    ("model: {max_correction: 1e300}", r"model: max_correction must be > 0.0 and <= 10.0 m, got 1e\+300"),
+    ("model: {correction_scale: 1e300}", r"model: correction_scale must be > 0.0 and <= 1000.0"),
+    ("model: {fir_order: 100000}", "model: fir_order must be >= 0 and <= 32"),
+    ("training: {lr: 1e38}", r"training: lr must be > 0.0 and <= 1.0, got 1e\+38"),
+    ("training: {seed: 9223372036854775808}", r"training: seed must be >= 0 and <= 9223372036854775807"),
+    ("training: {epochs: 1000000000}", "training: epochs must be >= 0 and <= 1000000"),
+    ("loss: {edr: 1e300}", "loss: edr must be >= 0.0 and <= 1000.0"),
     ("model: {sample_rate: 16000.0}", "model: sample_rate must be int"),
     ("description: null", "description must be str, got None"),
 ])
@@ -150,9 +162,11 @@ def test_out_of_range_values_are_rejected(tmp_path, change, message):
 
 
 def test_values_at_the_edge_of_their_range_are_accepted(tmp_path):
-    text = "name: a.b_c-1\nmodel: {alpha: 0, c: 1, max_correction: 1e-6}\ntraining: {epochs: 0, seed: 0}\nloss: {edc: 0, edr: 0, edp: 1}\n"
+    text = ("name: a.b_c-1\nmodel: {alpha: 0, c: 100, max_correction: 1e-6, sample_rate: 192000, fir_order: 32}\n"
+            "training: {epochs: 0, seed: 9223372036854775807, lr: 1}\nloss: {edc: 0, edr: 0, edp: 1000}\n")
     config = load_experiment(_write(tmp_path, text, "ok.yaml"))
-    assert (config.model.alpha, config.training.epochs, config.loss.edp) == (0.0, 0, 1.0)
+    assert (config.model.alpha, config.training.epochs, config.loss.edp) == (0.0, 0, 1000.0)
+    assert (config.model.sample_rate, config.model.c, config.training.seed) == (192000, 100.0, 2**63 - 1)
 
 
 @pytest.mark.parametrize("name", ["null", "../escape", "a/b", ".hidden", "''", "x" * 101, "1.5", "[a]"])
@@ -172,6 +186,23 @@ def test_replace_is_validated_like_a_file():
         config.replace(training={"epochs": -1})
     with pytest.raises(ConfigError, match="name must be"):
         config.replace(name="../x")
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path):
+    """A document nested deeper than the reader can recurse is one ConfigError, not a RecursionError."""
+    path = _write(tmp_path, "name: x\ndescription: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply") as info:
+        load_experiment(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_config_that_is_not_a_file_is_named_as_such(tmp_path, kind):
+    path = tmp_path / "experiment.yaml"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    with pytest.raises(ConfigError, match=f"is a {'folder' if kind == 'folder' else 'FIFO'}, not a file") as info:
+        load_experiment(path)
+    assert str(path) in str(info.value)
 
 
 def test_long_values_are_cut_in_messages(tmp_path):
@@ -224,6 +255,13 @@ def test_room_config_round_trip_with_quoting(tmp_path):
     ("target: {file: x.wav, gain: 2}", r"target: unknown key\(s\) \['gain'\]"),
     ("absorption: 0.2", r"unknown key\(s\) \['absorption'\]"),
     ("mic: [3.0, 4.0, 4.0]", "mic .* not strictly inside"),
+    ("size: [1e9, 5.0, 3.0]", r"size \(x\) must be >= 0.1 and <= 1000.0 m, got 1000000000.0"),
+    ("size: [4.0, 0.01, 3.0]", r"size \(y\) must be >= 0.1"),
+    ("size: ['4.0', '5.0', '3.0']", r"size must be three numbers \[x, y, z\] in metres, got \['4.0'"),
+    ("size: [true, 5.0, 3.0]", r"size must be three numbers .*got \[True"),
+    ("source: [1.0, '1.0', 1.5]", "source must be three numbers"),
+    ("mic: [3.0, 4.0, false]", "mic must be three numbers"),
+    ("mic: [3.0, 4.0]", "mic must be three numbers"),
     ("mic: {published: R2-HOM1, gain: 1}", r"mic: unknown key\(s\) \['gain'\]"),
     ("mic: {published: ../../etc/passwd}", "published position name must be like"),
     ("mic: {published: R2-HOM1, capsule: 1.5}", "optional integer capsule"),

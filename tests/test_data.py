@@ -1,4 +1,5 @@
 """sdn.data: registry and verification, where files are found, local-HTTP fetch, the command line."""
+import http.server
 import os
 import shutil
 import signal
@@ -6,6 +7,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from sdn import data
 from sdn.data import FetchError, HashMismatchError
+from sdn.fileio import NotRegularFileError
 
 REPO = Path(__file__).resolve().parents[1]
 S1 = "rir-S1-R2-HOM1.wav"
@@ -263,3 +266,59 @@ def test_ctrl_c_during_fetch_exits_quietly_and_leaves_nothing(tmp_path):
     assert fetcher.returncode == 130
     assert _one_line_error(err) and "interrupted" in err
     assert not dest.exists() or not any(dest.rglob("*"))  # no partial file, no temporary file
+
+
+# ------------------------------------------------------------------ downloads stop at the registered size
+
+
+class _Endless(http.server.BaseHTTPRequestHandler):
+    """Serves zeros without a Content-Length, until the client hangs up (at most 1 GB)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        chunk = bytes(1 << 16)
+        try:
+            for _ in range(1 << 14):
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # the client hanging up mid-stream is the point of the test
+
+
+def test_fetch_from_a_mirror_that_sends_endless_bytes_stops_at_the_registered_size(tmp_path):
+    server = _QuietServer(("127.0.0.1", 0), _Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = tmp_path / "data"
+    try:
+        with pytest.raises(FetchError, match=f"larger than the {data.REGISTRY[S1].size} bytes registered"):
+            data.fetch([S1], dest=dest, base_url=f"http://127.0.0.1:{server.server_address[1]}", timeout=10,
+                       progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not dest.exists()
+
+
+def test_fetch_refuses_a_download_announced_larger_than_the_registered_size(homula_dir, mirror, tmp_path):
+    folder, base = mirror
+    _serve(folder, S1, (homula_dir / S1).read_bytes() + b"\0")
+    dest = tmp_path / "data"
+    with pytest.raises(FetchError, match=rf"larger than the {data.REGISTRY[S1].size} bytes .*\({data.REGISTRY[S1].size + 1} announced\)"):
+        data.fetch([S1], dest=dest, base_url=base, timeout=10, progress=False)
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "FIFO"])
+def test_resolve_names_a_path_that_is_not_a_file(tmp_path, kind):
+    path = tmp_path / "x.wav"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    with pytest.raises(NotRegularFileError, match=f"{path} is a {kind}, not an audio file"):
+        data.resolve(path)

@@ -4,12 +4,13 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import sdn
-from sdn.fileio import NotRegularFileError, atomic_path, write_text
+from sdn.fileio import NotRegularFileError, atomic_path, not_regular, write_float_wav, write_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,3 +123,46 @@ def test_leftover_of_a_killed_write_is_removed_by_the_next_write(tmp_path):
     write_text(target, "complete")
     assert target.read_text() == "complete"
     assert not leftovers[0].exists() and alive.exists() and other.exists()
+
+
+# ------------------------------------------------------------------ WAV files without a time stamp
+
+
+@pytest.mark.parametrize("shape", [(1000,), (2, 333)])
+def test_float_wav_reads_back_exactly_and_holds_no_peak_chunk(tmp_path, shape):
+    import numpy as np
+    import soundfile as sf
+
+    samples = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    write_float_wav(tmp_path / "a.wav", samples, 16000)
+    read, rate = sf.read(tmp_path / "a.wav", dtype="float32", always_2d=True)
+    assert rate == 16000 and np.array_equal(read.T, np.atleast_2d(samples))
+    assert sf.info(tmp_path / "a.wav").subtype == "FLOAT"
+    content = (tmp_path / "a.wav").read_bytes()
+    assert b"PEAK" not in content and len(content) == 58 + 4 * samples.size  # RIFF, fmt, fact, data
+
+
+def test_float_wavs_of_equal_samples_are_identical_files(tmp_path):
+    import numpy as np
+
+    samples = np.linspace(-1, 1, 4001, dtype=np.float32)
+    write_float_wav(tmp_path / "a.wav", samples, 48000)
+    time.sleep(1.1)  # a time stamp with a resolution of one second would differ
+    write_float_wav(tmp_path / "b.wav", samples.copy(), 48000)
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+
+
+@pytest.mark.parametrize("rate", [0, -1, 16000.0, True])
+def test_float_wav_refuses_a_bad_sample_rate_and_writes_nothing(tmp_path, rate):
+    with pytest.raises(ValueError, match="sample_rate"):
+        write_float_wav(tmp_path / "a.wav", [0.0, 1.0], rate)
+    assert not list(tmp_path.iterdir())
+
+
+def test_not_regular_names_what_a_path_is(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    assert not_regular(tmp_path / "fifo") == "a FIFO" and not_regular(tmp_path) == "a folder"
+    assert not_regular(tmp_path / "file") is None and not_regular(tmp_path / "link") is None  # links followed
+    assert not_regular(tmp_path / "absent") is None and not_regular(tmp_path / "file" / "below") is None

@@ -274,12 +274,9 @@ def test_soft_profile_gradcheck(windows, kernels):
                                     eps=1e-8, atol=1e-5, rtol=1e-3)
 
 
-def test_compiled_edp_in_float32_and_in_threads_agrees_with_pytorch_in_float64(monkeypatch):
+def test_compiled_edp_in_float32_and_in_threads_agrees_with_pytorch_in_float64(monkeypatch, compiled_kernels):
     """The compiled loss (float32, the training dtype; float64 split among 2 threads) against
     the PyTorch path in float64 (gradchecked above): loss and gradient of 1 s of decaying noise."""
-    from sdn import native
-
-    assert native.available(torch.zeros(1)), "the C kernels did not build (see sdn.native)"
     pred, target = rir_like((2, FS), seed=30, rt=0.4), rir_like((2, FS), seed=31, rt=0.6)
 
     def loss_and_grad(x, native_kernels, threads=1):
@@ -301,7 +298,7 @@ def test_compiled_edp_in_float32_and_in_threads_agrees_with_pytorch_in_float64(m
 
 
 @pytest.mark.parametrize("dtype, bound", [(torch.float32, 5e-7), (torch.float64, 2e-15)])  # 4.0e-7, 7.6e-16
-def test_compiled_soft_indicators_are_tanh_to_a_few_units_in_the_last_place(dtype, bound):
+def test_compiled_soft_indicators_are_tanh_to_a_few_units_in_the_last_place(dtype, bound, compiled_kernels):
     """The C kernel's tanh (from a polynomial for 2^r) against libm's tanh in float64/long double.
 
     With the two-tap window w = (1/4, 3/4) and every other sample zero, each window holds one
@@ -310,7 +307,6 @@ def test_compiled_soft_indicators_are_tanh_to_a_few_units_in_the_last_place(dtyp
     rounds to +-1 and where the kernel clamps its exponent."""
     from sdn import native
 
-    assert native.available(torch.zeros(1)), "the C kernels did not build (see sdn.native)"
     magnitudes = np.logspace(-15, 3, 4001)  # squares stay normal numbers in float32
     h = np.zeros(2 * magnitudes.size + 1)
     h[:-1:2] = magnitudes * np.where(np.arange(magnitudes.size) % 2, 1, -1)
@@ -480,8 +476,12 @@ def test_bad_inputs_raise():
         SDNLoss(FS)(x, x[:, :-1])
     with pytest.raises(TypeError, match="same dtype"):
         EDCLoss()(x, x.float())
-    with pytest.raises(TypeError, match="floating"):
+    with pytest.raises(TypeError, match="float32 or float64"):
         EDCLoss()(x.long(), x.long())
+    with pytest.raises(TypeError, match="half precision"):
+        SDNLoss(FS)(x.half(), x.half())
+    with pytest.raises(ValueError, match="non-empty"):
+        EDPLoss(FS)(x[:, :0], x[:, :0])
     with pytest.raises(TypeError, match="torch.Tensor"):
         EDCLoss()(x.numpy(), x)
     with pytest.raises(ValueError, match="time axis"):

@@ -359,3 +359,28 @@ def test_stderr_of_cells_tagged_remove_stderr_is_dropped_from_executed_notebooks
     cells = nbformat.read(path, as_version=4).cells
     assert [o["name"] for o in cells[0].outputs] == ["stdout"]
     assert [o["name"] for o in cells[1].outputs] == ["stderr"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The compute path and --verify
+
+
+def test_environment_records_the_compute_path(tmp_path):
+    """environment.csv names the compute path of the fits (sdn.native.compute_path), which
+    --verify prints beside the reader's."""
+    from sdn import native
+
+    pipeline.record_environment(tmp_path)
+    with (tmp_path / "environment.csv").open(newline="") as f:
+        rows = {row["component"]: row["version"] for row in csv.DictReader(f)}
+    path = native.compute_path()
+    assert {key: rows[f"compute path: {key}"] for key in path} == {key: str(value) for key, value in path.items()}
+
+
+def test_verify_needs_a_committed_ensemble(tmp_path):
+    with pytest.raises(SystemExit, match="ensemble.csv is missing"):
+        pipeline.verify(pipeline.Study(tmp_path))
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "ensemble.csv").write_text("model,seed,status,stopped,config_hash\nprior_fir0,0,ok,,ab\n")
+    with pytest.raises(SystemExit, match="no fit of 'correction_fir6'"):
+        pipeline.verify(pipeline.Study(tmp_path))

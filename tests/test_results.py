@@ -39,7 +39,8 @@ RUN_FOLDERS = study.FITS  # every fit of the study
 def full_run() -> Path:
     """results/, if it holds a complete full run; otherwise skip (fail in CI) naming what is missing."""
     needed = [RESULTS / "runs" / m / name for m in RUN_FOLDERS for name in ("config.json", "metrics.json")]
-    needed += [RESULTS / "tables" / "summary.csv", RESULTS / "tables" / "bands.csv", RESULTS / "runtimes.csv"]
+    needed += [RESULTS / "tables" / name for name in ("summary.csv", "bands.csv", "ensemble.csv", "headline.md")]
+    needed += [RESULTS / "runtimes.csv"]
     needed += [RESULTS / "notebooks" / f"{run.name}.ipynb" for run in pipeline.RUNS]
     missing = [str(p.relative_to(REPO)) for p in needed if not p.is_file()]
     if missing:
@@ -93,34 +94,112 @@ def test_run_hash_matches_the_committed_configs(model):
         f"runs/{model}: hash {config['hash']} does not match the committed experiment and room configs"
 
 
-def test_summary_and_band_tables_are_those_of_the_run_folders():
-    """summary.csv and bands.csv hold what sdn.results makes of the committed run folders (the
-    function notebook 03 calls; test_tables_of_known_decays checks the function itself)."""
-    runs = results.read_runs(full_run() / "runs", study.EVALUATED)
-    for table, rows in (("summary.csv", results.summary_rows(runs)), ("bands.csv", results.band_rows(runs))):
-        committed = read_csv(RESULTS / "tables" / table)
-        assert [list(r) for r in committed] == [[str(k) for k in r] for r in rows], f"{table}: other rows or columns"
-        for got, expected in zip(committed, rows):
-            for column, value in expected.items():
-                if isinstance(value, str):
-                    assert got[column] == value, f"{table} {expected['model']}/{column}"
-                else:
-                    assert same(got[column], value), f"{table} {expected['model']}/{column}: {got[column]} != {value}"
+def test_band_table_is_that_of_the_run_folders():
+    """bands.csv holds what sdn.results makes of the committed run folders (the function notebook
+    03 calls; test_tables_of_known_decays checks the function itself)."""
+    rows = results.band_rows(results.read_runs(full_run() / "runs", study.EVALUATED))
+    committed = read_csv(RESULTS / "tables" / "bands.csv")
+    assert [list(r) for r in committed] == [[str(k) for k in r] for r in rows], "bands.csv: other rows or columns"
+    for got, expected in zip(committed, rows):
+        for column, value in expected.items():
+            if isinstance(value, str):
+                assert got[column] == value, f"bands.csv {expected['model']}/{column}"
+            else:
+                assert same(got[column], value), f"bands.csv {expected['model']}/{column}: {got[column]} != {value}"
+
+
+def committed_ensemble():
+    from sdn import ensemble
+
+    return ensemble.read_members(full_run() / "tables" / "ensemble.csv")
+
+
+def test_ensemble_has_at_least_eight_seeds_of_every_trained_configuration():
+    members = committed_ensemble()
+    for name in [*study.PAPER_CONFIGURATIONS, *study.CONVERGED]:
+        seeds = sorted(members.loc[members["model"] == name, "seed"])
+        assert len(seeds) >= 8 and seeds == list(range(len(seeds))), f"{name}: seeds {seeds}"
+    assert set(members["model"]) == set(RUN_FOLDERS), "ensemble.csv: not every fit of the study"
+
+
+def test_seed_zero_of_the_ensemble_is_the_single_run_bit_for_bit():
+    from test_ensemble import check_seed_zero_is_the_single_run
+
+    check_seed_zero_is_the_single_run(full_run(), committed_ensemble())
+
+
+def test_summary_medians_and_ranges_are_those_of_the_ensemble():
+    """summary.csv, recomputed from ensemble.csv with a pandas groupby over the fits that did not
+    fail: every median, minimum, maximum and count."""
+    import pandas as pd
+
+    members = committed_ensemble()
+    summary = pd.read_csv(RESULTS / "tables" / "summary.csv", dtype={"config_hash": str}).set_index("model")
+    ok = members[members["status"] == "ok"].groupby("model")
+    measures = [c for c in summary.columns if c in members.columns and c not in ("config_hash",)]
+    assert "edc_error_db" in measures and "wall_gain_max_db" in measures
+    for measure in measures:
+        for suffix, statistic in (("", "median"), ("_min", "min"), ("_max", "max")):
+            expected = getattr(ok[measure], statistic)().reindex(summary.index)
+            assert np.allclose(summary[measure + suffix], expected, rtol=1e-12, atol=0, equal_nan=True), \
+                f"summary.csv {measure + suffix}"
+    assert summary["n_seeds"].to_dict() == members.groupby("model").size().to_dict()
+    assert summary["n_ok"].to_dict() == members.groupby("model")["status"].apply(lambda s: (s == "ok").sum()).to_dict()
+
+
+def test_headline_shows_the_ensemble_medians_and_ranges():
+    """The headline table the intro shows (tables/headline.md) holds each model's medians and
+    ranges as recomputed from ensemble.csv, with its seeds."""
+    from sdn import tables
+
+    members = committed_ensemble()
+    headline = (RESULTS / "tables" / "headline.md").read_text()
+    ok = members[members["status"] == "ok"].groupby("model")
+    for name in members["model"].unique():
+        if name not in ok.groups:
+            continue
+        for key in tables.HEADLINE_PCT:
+            decimals = tables.COLUMNS[key].decimals
+            values = ok.get_group(name)[key].dropna()
+            if values.empty:
+                continue
+            assert f">{values.median():.{decimals}f}<" in headline, (name, key)
+            assert f"{values.min():.{decimals}f} to {values.max():.{decimals}f}" in headline, (name, key)
 
 
 @pytest.mark.parametrize("model", study.EVALUATED)
-def test_metrics_recomputed_from_each_committed_ir_wav_equal_summary_csv(model):
+def test_metrics_recomputed_from_each_committed_ir_wav_equal_the_ensembles_seed_zero(model):
     """Each run's ir.wav is the render its metrics come from: the EDC error and the octave T30
-    error recomputed from the file and the measured target equal summary.csv (0.01 dB, 0.5 %)."""
+    error recomputed from the file and the measured target equal seed 0 of ensemble.csv (0.01 dB,
+    0.5 %)."""
     run = results.read_runs(full_run() / "runs", [model])[model]
     room_config = load_room_config(REPO / "config" / "rooms" / f"{run.config['room']['name']}.yaml")
     target = room_config.load_target(sample_rate=run.sample_rate).signal.double().numpy()
     again = evaluate(run.impulse_response(), target / np.linalg.norm(target), run.sample_rate)
-    row = {r["model"]: r for r in read_csv(RESULTS / "tables" / "summary.csv")}[model]
-    assert abs(again["edc_error_db"] - float(row["edc_error_db"])) <= 0.01
+    members = committed_ensemble()
+    row = members[(members["model"] == model) & (members["seed"] == 0)].iloc[0]
+    assert abs(again["edc_error_db"] - row["edc_error_db"]) <= 0.01
     t30_pct = 100 * again["T30_err_mean"]
-    assert (math.isnan(t30_pct) and math.isnan(float(row["t30_error_pct"]))) or \
-        abs(t30_pct - float(row["t30_error_pct"])) <= 0.5
+    assert (math.isnan(t30_pct) and math.isnan(row["t30_error_pct"])) or abs(t30_pct - row["t30_error_pct"]) <= 0.5
+
+
+def test_every_comparison_on_the_committed_results_page_carries_its_test():
+    from test_ensemble import check_claims
+
+    check_claims(full_run())
+
+
+def test_every_unstable_or_diverged_run_is_flagged_in_the_ensemble():
+    """A run folder whose metrics say it stopped or grew is a failed fit in ensemble.csv, so no
+    table ranks it (faithful_correction_fir6 once sat unflagged in the headline)."""
+    members = committed_ensemble()
+    for name in RUN_FOLDERS:
+        metrics = json.loads((RESULTS / "runs" / name / "metrics.json").read_text())
+        row = members[(members["model"] == name) & (members["seed"] == 0)].iloc[0]
+        if metrics["stopped"]:
+            assert row["status"] == "diverged", name
+        elif not metrics["trained"].get("stable", True):
+            assert row["status"] == "unstable", name
 
 
 def decay(t60: float, fs: int, seconds: float, seed: int) -> np.ndarray:
@@ -145,8 +224,8 @@ def test_tables_of_known_decays(tmp_path):
         {"target": evaluate(target, None, fs), "trained": {**evaluate(h, target, fs), **losses}}))
     sf.write(folder / "ir.wav", h / np.abs(h).max(), fs, subtype="DOUBLE")
     runs = results.read_runs(tmp_path / "runs", ["decay"])
-    (row,) = results.summary_rows(runs)
-    assert row["model"] == "decay" and row["config_hash"] == "abc123"
+    row = results.metric_columns(runs["decay"].metrics["trained"], results.band_centres(runs))
+    assert list(row)[0] == "edc_error_db"
     # one noise realisation per signal, and the 125 Hz filter rings: some scatter, most in the lowest band
     for column in ("t30_error_pct", "t20_error_pct"):
         assert row[column] == pytest.approx(20, abs=4), column
@@ -209,3 +288,20 @@ def test_results_page_refuses_a_summary_it_cannot_show(tmp_path, text, match):
         results.read_summary(tmp_path / "summary.csv", ["a", "b"])
     with pytest.raises(FileNotFoundError, match="python pipeline.py"):
         results.read_summary(tmp_path / "missing.csv", ["a", "b"])
+
+
+def test_wall_gain_is_the_largest_wall_response_in_db():
+    """Scalar walls: 20 log10 of the largest gain; FIR taps [1, 0.5]: |1 + 0.5 e^{-jw}| peaks at DC
+    (1.5), taps [1, -0.5] at the Nyquist frequency (1.5 too), taps [0.5, 0.5] at DC (1)."""
+    import torch
+
+    import sdn
+
+    room = sdn.Room((3.0, 4.0, 2.5), (1.0, 1.2, 1.3), (2.1, 2.9, 1.4))
+    scalar = sdn.SDN(room, alpha=0.36)
+    assert results.wall_gain_db(scalar) == pytest.approx(20 * math.log10(0.8), abs=1e-6)
+    fir = sdn.SDN(room, fir_order=1)
+    for taps, gain in (([1.0, 0.5], 1.5), ([1.0, -0.5], 1.5), ([0.5, 0.5], 1.0)):
+        with torch.no_grad():
+            fir.wall_taps.copy_(fir.wall_taps.new_tensor(taps).expand_as(fir.wall_taps))
+        assert results.wall_gain_db(fir) == pytest.approx(20 * math.log10(gain), abs=1e-5), taps

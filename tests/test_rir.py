@@ -1,11 +1,15 @@
 """sdn.rir: loading and preprocessing measured RIRs (the shipped HOMULA-RIR files), bad inputs."""
+import hashlib
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
 import soxr
 
 from sdn.data import HashMismatchError
-from sdn.rir import MIN_SAMPLES, load_rir
+from sdn.fileio import NotRegularFileError
+from sdn.rir import MIN_SAMPLES, load_rir, read_audio
 
 S1 = "rir-S1-R2-HOM1.wav"
 S2 = "rir-S2-R2-HOM1.wav"
@@ -157,3 +161,20 @@ def test_train_cli_one_sample_wav_is_one_line_exit_2(tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert "one.wav holds 1 sample(s)" in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["folder", "FIFO"])
+def test_a_wav_path_that_is_not_a_file_has_its_own_message(tmp_path, kind):
+    path = tmp_path / "x.wav"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    for load in (load_rir, read_audio):
+        with pytest.raises(NotRegularFileError, match=f"{path} is a {kind}, not an audio file"):
+            load(path)
+
+
+def test_the_target_records_the_sha256_of_its_file(homula_dir, tmp_path):
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes((homula_dir / S1).read_bytes())
+    target = load_rir(copy, channel="mean")
+    assert target.sha256 == hashlib.sha256(copy.read_bytes()).hexdigest() == target.metadata()["sha256"]
+    assert load_rir(S1, channel="mean").sha256 == target.sha256  # the registered name: the same file

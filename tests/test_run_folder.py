@@ -12,6 +12,7 @@ from sdn.checkpoint import CheckpointError
 from sdn.config import RoomConfig, load_experiment
 from sdn.losses import SDNLoss
 from sdn.rir import MeasuredRIR
+from sdn import run_folder
 from sdn.run_folder import RUN_FILES, RunFolderError
 from sdn.train import fit, resume_hash, run_hash
 
@@ -178,3 +179,45 @@ def test_fit_under_float64_default_trains_against_a_float64_target(target):
     assert result.model.dtype == torch.float64
     assert result.history[0]["total"] == pytest.approx(loss, rel=1e-12)
     assert all(math.isfinite(row["total"]) for row in result.history)
+
+
+def test_the_lock_excludes_a_second_holder_and_leaves_nothing_behind(tmp_path):
+    """locked() refuses a second holder (another open file, as another process would have), and on
+    leaving, even by an exception, deletes its lock file and the folder it created if empty."""
+    out = tmp_path / "new" / "run"
+    with pytest.raises(KeyError):
+        with run_folder.locked(out):
+            assert (out / run_folder.LOCK_FILE).is_file()
+            with pytest.raises(RunFolderError, match=f"{out} is in use by another run"):
+                with run_folder.locked(out):
+                    pass
+            raise KeyError("the run failed")
+    assert not out.exists()
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with run_folder.locked(out):
+        pass
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]  # a folder it did not create stays
+
+
+def test_a_lock_file_deleted_by_its_last_holder_is_not_locked_by_the_next(tmp_path, monkeypatch):
+    """The next holder may open the lock file just before the last one deletes it; a lock on that
+    deleted file would exclude nobody, so it locks the file at the path instead."""
+    out = tmp_path / "run"
+    out.mkdir()
+    opened = []
+    real_flock = run_folder.fcntl.flock
+
+    def flock_after_the_file_was_replaced(handle, operation):
+        if not opened:  # the last holder deletes the file this handle opened, and a new one appears
+            opened.append(handle)
+            (out / run_folder.LOCK_FILE).unlink()
+            (out / run_folder.LOCK_FILE).write_text("")
+        real_flock(handle, operation)
+
+    monkeypatch.setattr(run_folder.fcntl, "flock", flock_after_the_file_was_replaced)
+    with run_folder.locked(out):
+        monkeypatch.setattr(run_folder.fcntl, "flock", real_flock)
+        with pytest.raises(RunFolderError, match="in use by another run"):  # the file at the path is held
+            with run_folder.locked(out):
+                pass

@@ -119,11 +119,19 @@ def test_sensitivity_table_gives_the_spread_over_positions():
 def test_headline_table_of_the_committed_summary_shows_its_numbers():
     summary = pd.read_csv(Path(__file__).resolve().parents[1] / "results/tables/summary.csv")
     table = tables.headline_table(summary)
-    assert headers(table) == ["model", "EDC error (dB)", "T30 error (%)", "EDT error (%)"]
+    assert headers(table)[:4] == ["model", "EDC error (dB)", "T30 error (%)", "EDT error (%)"]
     by_label = {row[0]: row[1:] for row in cells(table)}
     assert len(by_label) == len(summary)
     for _, row in summary.iterrows():
         shown = by_label[study.label(row["model"])]
-        assert shown == [f"{row['edc_error_db']:.2f}", f"{row['t30_error_pct']:.1f}", f"{row['edt_error_pct']:.1f}"]
+        medians = [f"{row[k]:.{tables.COLUMNS[k].decimals}f}" if row[k] == row[k] else "n/a"
+                   for k in tables.HEADLINE_PCT]
+        assert shown[:3] == medians, row["model"]
+        if "n_seeds" in summary:  # an ensemble's: the ranges and the seeds beside the medians
+            assert headers(table)[4:] == ["EDC error range (dB)", "T30 error range (%)", "EDT error range (%)",
+                                          "largest wall gain (dB)", "seeds", "failed"]
+            assert shown[3] == (f"{row['edc_error_db_min']:.2f} to {row['edc_error_db_max']:.2f}"
+                                if row["n_ok"] else "n/a")
+            assert shown[7] == str(int(row["n_seeds"]))
     with pytest.raises(ValueError, match="t30_error_pct"):
         tables.headline_table(summary[["model", "edc_error_db"]])

@@ -168,7 +168,7 @@ def test_a_real_sigint_exits_quietly_after_the_last_checkpoint(files, tmp_path):
 
 def test_divergence_exits_1_and_overwrite_replaces_the_run(files, finished, tmp_path, capsys):
     unstable = tmp_path / "unstable.yaml"
-    unstable.write_text(files["config"].read_text().replace("epochs: 4, lr: 0.01", "epochs: 50, lr: 3.0"))
+    unstable.write_text(files["config"].read_text().replace("epochs: 4, lr: 0.01", "epochs: 50, lr: 1.0"))
     out = tmp_path / "run"
     shutil.copytree(finished, out)
     capsys.readouterr()
@@ -207,6 +207,6 @@ def test_threads_option_sets_torch_threads_and_refuses_zero(files, tmp_path, cap
         assert torch.get_num_threads() == 1
         with pytest.raises(SystemExit) as info:
             main(argv(files, tmp_path / "zero", "--threads", "0"))
-        assert info.value.code == 2 and "expected a whole number >= 1, got '0'" in capsys.readouterr().err
+        assert info.value.code == 2 and "expected a whole number >= 1 and <= " in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
