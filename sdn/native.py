@@ -117,6 +117,10 @@ class LoadError(OSError):
     """A library in the cache that must not, or cannot, be loaded."""
 
 
+class UntrustedError(LoadError):
+    """A file of the cache that another user owns or others can write: never loaded."""
+
+
 def _source_digest() -> str:
     """The SHA-256 of the kernels' C sources and headers, 16 hexadecimal digits."""
     return hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS)).hexdigest()[:16]
@@ -189,11 +193,10 @@ def _read_trusted(path: Path, what: str) -> tuple[int, bytes]:
     except OSError as error:
         raise LoadError(f"{what} {path} cannot be opened ({error.strerror})") from error
     status = os.fstat(descriptor)
-    problem = None if stat.S_ISREG(status.st_mode) else f"{what} {path} is not a regular file"
-    problem = problem or _unsafe(status, f"{what} {path}")
-    if problem:
+    problem = _unsafe(status, f"{what} {path}")
+    if problem or not stat.S_ISREG(status.st_mode):
         os.close(descriptor)
-        raise LoadError(problem)
+        raise UntrustedError(problem) if problem else LoadError(f"{what} {path} is not a regular file")
     with os.fdopen(os.dup(descriptor), "rb") as file:
         return descriptor, file.read()
 
@@ -251,6 +254,8 @@ def _build() -> Build | None:
             build = Build(_load(target), **made)
         except OSError as error:  # a damaged, foreign or incomplete library: build it again
             first_error = error
+            if isinstance(error, UntrustedError):
+                warnings.warn(f"{error}: not loading it; building the kernels again", RuntimeWarning, stacklevel=3)
     if build is None:
         try:
             _compile(compiler, flags, target)

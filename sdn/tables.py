@@ -8,6 +8,8 @@ headers, unrounded, for checks), and it displays as an HTML table in a notebook 
 - each column rounded to its own number of decimals, ``n/a`` where a value is missing or could
   not be measured;
 - models by their labels (:mod:`sdn.study`), in the study's order, and no index column;
+- the same HTML for the same table (its element id is a hash of its content, not pandas's random
+  one), so that a rerun of the study writes the same files;
 - at most the text column's width: a table scrolls sideways inside its own box (CSS
   ``display: block; overflow-x: auto``) instead of widening the page, and the wide band tables are
   split, one table per parameter (:func:`band_error_table`).
@@ -20,6 +22,7 @@ Needs pandas and jinja2 (the ``book`` extra).
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -85,10 +88,16 @@ def study_order(names: Sequence[str]) -> list[str]:
     return sorted(dict.fromkeys(names), key=order.index)
 
 
+def _style(frame: pd.DataFrame):
+    """``frame.style`` with no index, the book's table style and an element id from the content."""
+    uuid = hashlib.sha256(frame.to_csv().encode()).hexdigest()[:10]
+    return frame.style.set_uuid(uuid).hide(axis="index").set_table_styles(_STYLE)
+
+
 def _styled(frame: pd.DataFrame, columns: Mapping, caption: str | None):
     """A Styler of ``frame`` (already in display units, human headers) with the given decimals."""
     formats = {column.header: f"{{:.{column.decimals}f}}" for column in columns.values()}
-    styler = frame.style.format(formats, na_rep="n/a").hide(axis="index").set_table_styles(_STYLE)
+    styler = _style(frame).format(formats, na_rep="n/a")
     return styler.set_caption(caption) if caption else styler
 
 
@@ -314,7 +323,7 @@ def sensitivity_table(rows: pd.DataFrame, reference: str, caption: str | None = 
                         "mean": np.nanmean(values), "min": np.nanmin(values), "max": np.nanmax(values),
                         "max - min": np.nanmax(values) - np.nanmin(values), "positions": len(fits)})
     frame = pd.DataFrame(out)
-    styler = frame.style.hide(axis="index").set_table_styles(_STYLE).format("{:d}", subset=["positions"])
+    styler = _style(frame).format("{:d}", subset=["positions"])
     values = ["calibrated position", "mean", "min", "max", "max - min"]
     for i, header in enumerate(frame["error"]):  # each row in the decimals of its error
         decimals = next(c.decimals for c in COLUMNS.values() if c.header == header)

@@ -54,6 +54,15 @@ def test_tables_show_no_index_no_raw_reprs_and_scroll_instead_of_widening_the_pa
     assert "overflow-x: auto" in style and "display: block" in style and "max-width: 100%" in style
 
 
+def test_the_same_table_is_the_same_html_and_another_table_has_another_id():
+    """A rerun of the study writes the same files: no random element id (pandas's default)."""
+    first, again = tables.headline_table(SUMMARY).to_html(), tables.headline_table(SUMMARY.copy()).to_html()
+    assert first == again
+    other = tables.headline_table(SUMMARY.iloc[:3]).to_html()
+    ids = [re.search(r'<table id="(T_[^"]+)"', html).group(1) for html in (first, other)]
+    assert ids[0] != ids[1]  # two tables on one page keep their own styles
+
+
 def test_converged_variants_follow_their_configuration_and_unknown_models_are_refused():
     assert study.label("converged_correction_fir6") == f"{study.label('correction_fir6')}, converged"
     names = ["faithful_prior_fir0", "eyring", "converged_prior_fir6", "prior_fir6", "prior_fir0"]
