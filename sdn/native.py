@@ -18,17 +18,19 @@ taps per SIMD instruction (figures in ``benchmarks/README.md``):
 places. So the kernels' floating-point operations, and their order, are fixed by the algorithm
 alone, not by the CPU, the compiler's target or the number of threads:
 
-- the echo-density kernel's vectors have a fixed number of lanes, summed in lane order, and the
-  node system's lanes are frequency bins, each computed on its own;
-- every build has ``-ffp-contract=off``: no multiply and add is fused into an FMA, which only
-  some CPUs have;
+- the echo-density kernel keeps its sums in a fixed number of lanes, added in lane order, however
+  many machine vectors hold them, and the node system's lanes are frequency bins, each computed on
+  its own;
+- every build has ``-ffp-contract=off``: the compiler fuses no multiply and add into an FMA, which
+  only some CPUs have; the echo-density kernel's multiply-adds are explicit ``fma`` on every build
+  (an instruction, or libm's exact software fma);
 - work is cut into parts of a fixed size (:data:`PART_SIZE`), whatever the number of threads,
   and sums over parts are added in part order.
 
 The default build (``SDN_NATIVE_BUILD=native``) lets the compiler use the CPU's widest vector
-instructions (``-march=native``), which only run the same operations faster; ``generic`` builds
-for the compiler's baseline target (SSE2 on x86-64). Both give the same bits
-(``tests/test_native.py``). The PyTorch implementations, which run on CUDA, without a C compiler
+instructions (``-march=native``), which only run the same operations faster; ``x86-64-v3`` builds
+for AVX2 and FMA, ``generic`` for the compiler's baseline target (SSE2 on x86-64). All give the
+same bits (``tests/test_native.py``). The PyTorch implementations, which run on CUDA, without a C compiler
 or with ``SDN_NATIVE=0``, agree to rounding only: their sums follow torch's own order, which
 depends on the CPU's vector width (:func:`compute_path` records it).
 
@@ -40,8 +42,8 @@ shapes and devices itself, raising ``TypeError`` or ``ValueError`` (also under `
 directory (``$SDN_CACHE_DIR``, else ``$XDG_CACHE_HOME/sdn`` or ``~/.cache/sdn``), in well under a
 second, with its SHA-256 beside it. Loading a file of native code runs it, so the loader trusts
 only what this user built: a cache directory or library owned by someone else, or writable by
-group or others, is refused with one warning (the library is then built in a private temporary
-directory for this process), and the library's hash is checked before it is loaded. A library
+group or others, is refused with one warning (a directory: the library is then built in a private
+temporary directory for this process; a library: it is built again), and the library's hash is checked before it is loaded. A library
 that fails to load (bad hash, empty file, missing symbol) is rebuilt once; if that fails too, the
 PyTorch implementations run, with one warning. Set ``SDN_NATIVE=0`` to use PyTorch everywhere.
 """
