@@ -123,8 +123,10 @@ class UntrustedError(LoadError):
     """A file of the cache that another user owns or others can write: never loaded."""
 
 
+@lru_cache(maxsize=None)
 def _source_digest() -> str:
-    """The SHA-256 of the kernels' C sources and headers, 16 hexadecimal digits."""
+    """The SHA-256 of the kernels' C sources and headers, 16 hexadecimal digits (read once: the
+    build's key and every run's compute path use it)."""
     return hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS)).hexdigest()[:16]
 
 
